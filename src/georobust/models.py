@@ -1,0 +1,55 @@
+"""Classifiers of the MNIST robustness literature. All take N×1×28×28 inputs in [0, 1], return logits.
+
+* :func:`lenet` — the LeNet of the randomized-smoothing MNIST protocol (Jeong & Shin 2020;
+  after LeCun et al. 1998): conv(1→20, 5×5) → max-pool 2 → conv(20→50, 5×5) → max-pool 2 →
+  fc(800→500) → fc(500→10), ReLU activations, no input normalization.
+* :func:`small_cnn` — a small two-convolution network (stride-2 convolutions, no pooling), fast
+  on a CPU: conv(1→16, 4×4, s2) → conv(16→32, 4×4, s2) → fc(1568→100) → fc(100→10).
+* :func:`linear` — multinomial logistic regression, whose exact robust radius is known.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def lenet(num_classes: int = 10) -> nn.Sequential:
+    """LeNet as used for randomized smoothing on MNIST (Jeong & Shin 2020)."""
+    return nn.Sequential(
+        nn.Conv2d(1, 20, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(20, 50, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(800, 500), nn.ReLU(), nn.Linear(500, num_classes),
+    )
+
+
+def small_cnn(num_classes: int = 10) -> nn.Sequential:
+    """A small CNN (two stride-2 convolutions and two linear layers), about 170k parameters."""
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 4, stride=2, padding=1), nn.ReLU(),
+        nn.Conv2d(16, 32, 4, stride=2, padding=1), nn.ReLU(),
+        nn.Flatten(), nn.Linear(32 * 7 * 7, 100), nn.ReLU(), nn.Linear(100, num_classes),
+    )
+
+
+def linear(num_classes: int = 10) -> nn.Sequential:
+    """Multinomial logistic regression on the 784 pixels."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, num_classes))
+
+
+MODELS = {"lenet": lenet, "small_cnn": small_cnn, "linear": linear}
+
+
+def build(name: str, num_classes: int = 10, seed: int | None = None) -> nn.Sequential:
+    """The model called ``name`` (one of :data:`MODELS`), initialized from ``seed``.
+
+    The seed is applied inside a forked RNG, so building a model leaves the global generator as
+    it was; the same seed gives the same weights on every device.
+    """
+    if name not in MODELS:
+        raise ValueError(f"model must be one of {', '.join(MODELS)}; got {name!r}")
+    if seed is None:
+        return MODELS[name](num_classes)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return MODELS[name](num_classes)
