@@ -89,9 +89,9 @@ def run_chapter(name: str, profile: str = "quick", overrides: dict | None = None
             else:
                 os.environ["GEOROBUST_BOOK_DIR"] = env_backup
         result = nbformat.read(executed, as_version=4)
-        for cell in result.cells:
+        for cell in result.cells:  # the banner states the parameters; the raw cells would mislead
             tags = cell.metadata.get("tags", [])
-            if "injected-parameters" in tags and "remove-cell" not in tags:
+            if ("injected-parameters" in tags or "parameters" in tags) and "remove-cell" not in tags:
                 cell.metadata["tags"] = tags + ["remove-cell"]
         result.metadata["georobust"] = {"chapter": name, "profile": profile, "overrides": overrides}
         tmp_target = out_dir / f".{name}.ipynb.tmp"

@@ -114,11 +114,12 @@ class Chapter:
             self.data_description = data
         p = self.provenance()
         self.glue("profile", p["profile"])
-        rows = "\n".join(f"| {k} | {v} |" for k, v in p.items())
+        details = " · ".join(f"{k} {p[k]}" for k in ("overrides", "seed", "source", "georobust", "torch",
+                                                           "python", "executed"))
         text = (
             "```{admonition} How this page was produced\n:class: note\n"
             f"Executed with the **{p['profile']}** profile on **{p['device']}**. Data: {p['data']}.\n\n"
-            "| | |\n|---|---|\n" + rows + "\n\n"
+            f"{details}.\n\n"
             "Re-execute it with `python -m georobust.book run --chapter "
             f"{self.name} --profile PROFILE [-p NAME VALUE ...]`.\n```\n"
         )

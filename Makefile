@@ -1,0 +1,43 @@
+# The two commands of the README:  `make book`  and  `make test`.
+PYTHON     ?= python3
+VENV       ?= .venv
+PROFILE    ?= quick
+# torch is installed first, on its own line, so that a GPU machine can keep its own build:
+#   make book TORCH_SPEC=   (empty: use whatever torch the environment already has)
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+PY         := $(VENV)/bin/python
+
+.PHONY: book test setup chapters html browser clean help
+
+help:
+	@echo "make book   set up, execute every chapter under PROFILE=$(PROFILE), build the HTML"
+	@echo "make test   set up, run the test suite (tiny profile, strict build, headless Chromium)"
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	@if [ -n "$(TORCH_SPEC)" ]; then $(PY) -m pip install --quiet $(TORCH_SPEC); fi
+	$(PY) -m pip install --quiet -e ".[book,dev]"
+	@touch $@
+
+setup: $(VENV)/.installed
+
+chapters: setup
+	$(PY) -m georobust.book run --profile $(PROFILE)
+
+html: setup
+	$(PY) -m georobust.book build
+
+book: chapters html
+
+# Headless Chromium checks the built pages; installed from Debian's packages when missing.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	  else echo "note: headless Chromium not found (install the 'chromium' package); browser checks will be skipped"; fi; }
+
+test: setup browser
+	$(PY) -m pytest
+
+clean:
+	rm -rf _build book/chapters/*.ipynb book/figures/*.pdf book/figures/*.png

@@ -1,0 +1,60 @@
+"""Shared fixtures: a copy of the book whose chapters are executed under the tiny profile."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def copy_book_sources(dest: Path) -> Path:
+    """Copy the book's sources (config, toc, prose, bibliography, vendored assets) to ``dest``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in ("_config.yml", "_toc.yml"):
+        shutil.copy(REPO / f, dest / f)
+    shutil.copytree(REPO / "book", dest / "book",
+                    ignore=lambda d, names: [n for n in names if Path(d).name in ("chapters", "figures")
+                                             and n != "README.md"])
+    return dest
+
+
+@pytest.fixture(scope="session")
+def tiny_book(tmp_path_factory):
+    """Every chapter executed under the tiny profile into a fresh copy of the book."""
+    from georobust.book import run_chapter
+    from georobust.params import chapters
+
+    root = copy_book_sources(tmp_path_factory.mktemp("tiny-book"))
+    old = os.environ.get("GEOROBUST_RESULTS")
+    os.environ["GEOROBUST_RESULTS"] = str(root / "results")
+    errors = {}
+    try:
+        for name in chapters():
+            try:
+                run_chapter(name, "tiny", {}, book_dir=root / "book", quiet=True)
+                errors[name] = None
+            except Exception as err:  # reported by the per-chapter test
+                errors[name] = err
+    finally:
+        if old is None:
+            os.environ.pop("GEOROBUST_RESULTS", None)
+        else:
+            os.environ["GEOROBUST_RESULTS"] = old
+    return SimpleNamespace(root=root, errors=errors)
+
+
+@pytest.fixture(scope="session")
+def built_book(tiny_book):
+    """The tiny book built to HTML with warnings as errors."""
+    from georobust.book import build
+
+    failed = [k for k, v in tiny_book.errors.items() if v is not None]
+    if failed:
+        pytest.fail(f"chapters failed to execute, so the book cannot be built: {failed}")
+    index = build(tiny_book.root, strict=True)
+    return SimpleNamespace(root=tiny_book.root, index=index, html=tiny_book.root / "_build" / "html")
