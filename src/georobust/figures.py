@@ -23,6 +23,7 @@ def export(fig, name: str, folder: str | os.PathLike, dpi: int = 160) -> dict[st
         os.close(fd)
         try:
             fig.savefig(tmp, format=ext, bbox_inches="tight", **extra)
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; figures are published
             os.replace(tmp, target)
         finally:
             if os.path.exists(tmp):
