@@ -77,7 +77,7 @@ def run_chapter(name: str, profile: str = "quick", overrides: dict | None = None
                 log_output=False, request_save_on_cell_execute=False,
             )
         except pm.PapermillExecutionError as err:
-            failed = out_dir.parent.parent / "_build" / "failed" / f"{name}.ipynb"
+            failed = REPO_ROOT / "_build" / "failed" / f"{name}.ipynb"
             failed.parent.mkdir(parents=True, exist_ok=True)
             if executed.exists():
                 shutil.copy(executed, failed)

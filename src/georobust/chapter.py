@@ -134,6 +134,8 @@ class Chapter:
     # -- outputs -------------------------------------------------------------------------------
     def glue(self, key: str, value: Any, display: bool = False) -> Any:
         """Glue ``value`` under ``key`` for ``{glue:}`` roles in the chapter's prose."""
+        if hasattr(value, "item") and tuple(getattr(value, "shape", (1,))) == ():
+            value = value.item()  # numpy / torch scalars: glue the plain Python number
         try:
             from myst_nb import glue
         except ImportError:  # outside the book tooling: nothing to glue into
