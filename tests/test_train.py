@@ -79,3 +79,21 @@ def test_checkpoint_with_arbitrary_objects_is_refused(tmp_path):
     torch.save({"payload": _NotAWeight()}, tmp_path / "unsafe.pt")
     with pytest.raises(Exception, match="weights_only|Unsupported global"):
         train.load_checkpoint(tmp_path / "unsafe.pt")
+
+
+def test_objective_and_after_step_hooks(small):
+    calls = {"objective": 0, "after": 0}
+
+    def objective(model, x, y, generator):
+        calls["objective"] += 1
+        assert isinstance(generator, torch.Generator)
+        out = model(x)
+        return torch.nn.functional.cross_entropy(out, y), out
+
+    def after(model):
+        calls["after"] += 1
+        assert not torch.is_grad_enabled()
+
+    train.train(models.build("linear", seed=0), *small, epochs=1, lr=0.1, batch_size=64, progress=False,
+                objective=objective, after_step=after)
+    assert calls == {"objective": 4, "after": 4}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import nn
@@ -49,9 +50,14 @@ def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, epoch
           batch_size: int = 128, seed: int = 0, momentum: float = 0.9, weight_decay: float = 0.0,
           milestones: tuple[int, ...] = (), gamma: float = 0.1, noise_sigma: float = 0.0,
           checkpoint: str | os.PathLike | None = None, progress: bool = True,
-          desc: str = "train") -> list[dict]:
+          desc: str = "train", objective: Callable | None = None,
+          after_step: Callable[[nn.Module], None] | None = None) -> list[dict]:
     """Train ``model`` in place (on its device) and return the per-epoch history.
 
+    ``objective(model, x, y, generator) -> (loss, logits)`` replaces the default cross-entropy
+    (on inputs with Gaussian noise of std ``noise_sigma``); ``generator`` is the epoch's seeded
+    generator on the model's device, for any randomness the objective needs (noise draws, attack
+    starts). ``after_step(model)`` runs after every optimizer step (e.g. a Parseval retraction).
     If ``checkpoint`` exists the run resumes from it; it is rewritten after every epoch.
     """
     for name, value, ok in (("epochs", epochs, epochs >= 1), ("lr", lr, lr > 0),
@@ -84,13 +90,19 @@ def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, epoch
         for i in bar:
             idx = order[i:i + batch_size]
             x, y = images[idx].to(device), labels[idx].to(device)
-            if noise_sigma > 0:
-                x = x + noise_sigma * torch.randn(x.shape, generator=noise_gen, device=device, dtype=x.dtype)
-            out = model(x)
-            loss = loss_fn(out, y)
+            if objective is not None:
+                loss, out = objective(model, x, y, noise_gen)
+            else:
+                if noise_sigma > 0:
+                    x = x + noise_sigma * torch.randn(x.shape, generator=noise_gen, device=device, dtype=x.dtype)
+                out = model(x)
+                loss = loss_fn(out, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if after_step is not None:
+                with torch.no_grad():
+                    after_step(model)
             total += loss.item() * len(y)
             correct += (out.argmax(1) == y).sum().item()
             seen += len(y)
