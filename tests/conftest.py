@@ -30,8 +30,9 @@ def tiny_book(tmp_path_factory):
     from georobust.params import chapters
 
     root = copy_book_sources(tmp_path_factory.mktemp("tiny-book"))
-    old = os.environ.get("GEOROBUST_RESULTS")
+    saved = {k: os.environ.get(k) for k in ("GEOROBUST_RESULTS", "GEOROBUST_CACHE")}
     os.environ["GEOROBUST_RESULTS"] = str(root / "results")
+    os.environ["GEOROBUST_CACHE"] = str(root / "cache")  # hermetic: every model is trained from scratch
     errors = {}
     try:
         for name in chapters():
@@ -41,10 +42,11 @@ def tiny_book(tmp_path_factory):
             except Exception as err:  # reported by the per-chapter test
                 errors[name] = err
     finally:
-        if old is None:
-            os.environ.pop("GEOROBUST_RESULTS", None)
-        else:
-            os.environ["GEOROBUST_RESULTS"] = old
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     return SimpleNamespace(root=root, errors=errors)
 
 
