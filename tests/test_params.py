@@ -65,3 +65,15 @@ def test_params_are_read_only():
         p.values["mu"] = 3.0
     with pytest.raises(AttributeError, match="no parameter 'nope'"):
         p.nope  # noqa: B018
+
+
+def test_log_path_separates_runs_with_overrides(tmp_path, monkeypatch):
+    from georobust.chapter import Chapter
+
+    monkeypatch.setenv("GEOROBUST_RESULTS", str(tmp_path))
+    plain = Chapter("cohen-radius", "tiny").log_path("x.tsv")
+    assert plain == tmp_path / "cohen-radius" / "tiny" / "x.tsv"
+    assert Chapter("cohen-radius", "tiny", {"device": "cpu", "source": "compute"}).log_path("x.tsv") == plain
+    a = Chapter("cohen-radius", "tiny", {"sigma": 0.25}).log_path("x.tsv")
+    b = Chapter("cohen-radius", "tiny", {"sigma": 0.75}).log_path("x.tsv")
+    assert len({plain, a, b}) == 3 and a.parent.name.startswith("tiny-")

@@ -160,5 +160,18 @@ class Chapter:
         return paths
 
     def log_path(self, filename: str) -> Path:
-        """Path of a result log of this chapter under this profile: ``data/results/<chapter>/<profile>/``."""
-        return results_dir() / self.name / self.profile / filename
+        """Path of a result log of this chapter: ``data/results/<chapter>/<run>/<filename>``.
+
+        ``<run>`` is the profile name, followed by a short hash of the overrides that change results
+        (all but ``device``, ``data_root`` and ``source``), so a run with ``-p`` overrides never
+        replaces the profile's own logs.
+        """
+        changed = {k: self.params.values[k] for k in self.params.overridden
+                   if k not in ("device", "data_root", "source")}
+        run = self.profile
+        if changed:
+            import hashlib
+            import json
+
+            run += "-" + hashlib.sha256(json.dumps(changed, sort_keys=True, default=str).encode()).hexdigest()[:8]
+        return results_dir() / self.name / run / filename
