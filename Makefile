@@ -17,6 +17,10 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	@if [ -n "$(TORCH_SPEC)" ]; then $(PY) -m pip install --quiet $(TORCH_SPEC); fi
 	$(PY) -m pip install --quiet -e ".[book,dev]"
+	# torchattacks (AutoAttack, for cross-checking our attacks) pins requests~=2.25.1 in its metadata,
+	# which conflicts with Sphinx; it runs with newer requests, so it is installed without its
+	# dependencies (the ones it uses, torch, numpy, scipy and tqdm, are ours).
+	$(PY) -m pip install --quiet --no-deps "torchattacks==3.5.1"
 	@touch $@
 
 setup: $(VENV)/.installed
