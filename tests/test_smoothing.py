@@ -141,7 +141,7 @@ def test_certify_is_sound_on_half_spaces_and_unsound_variants_are_rejected():
     assert stats.binomtest(fails, trials, exact_rate).pvalue > SIGNIFICANCE, (fails, trials, exact_rate)
 
     # the same counts, re-derived, give the same answer; unsound variants of them are rejected
-    counts = sm._sample_counts(xs, _child_seeds(torch.Generator().manual_seed(1), trials), n0, n, 4096)
+    counts = sm.sample_counts(xs, _child_seeds(torch.Generator().manual_seed(1), trials), n0, n, 4096)
     c2, r2 = certify_from_counts(counts[:, 0], counts[:, 1], alpha, SIGMA)
     assert np.array_equal(c2, classes.numpy()) and np.array_equal(r2, radii.numpy())
     c_hat = counts[:, 0].argmax(1)
@@ -161,7 +161,7 @@ def test_certify_abstains_on_the_boundary_and_reusing_selection_noise_is_caught(
     certified = int((classes != ABSTAIN).sum())
     assert not_above(certified, trials, alpha) > SIGNIFICANCE, f"certified {certified}/{trials} at p_A = 1/2"
     # a variant that estimates from the selection samples themselves certifies far more often
-    counts = sm._sample_counts(xs, _child_seeds(torch.Generator().manual_seed(2), trials), n, n, 4096)
+    counts = sm.sample_counts(xs, _child_seeds(torch.Generator().manual_seed(2), trials), n, n, 4096)
     reused, _ = certify_from_counts(counts[:, 0], counts[:, 0], alpha, SIGMA)
     assert not_above(int((reused != ABSTAIN).sum()), trials, alpha) < SIGNIFICANCE
 
@@ -263,7 +263,7 @@ def test_every_draw_is_fresh_noise_at_scale_sigma():
 def test_counts_are_attributed_to_the_right_input(batch_size):
     far = torch.tensor([[-20.0, 0.0], [20.0, 0.0]]).repeat(5, 1)  # alternating: class 0, class 1
     sm = Smooth(HalfSpace([1.0, 0.0], 0.0), 2, SIGMA)
-    counts = sm._sample_counts(far, _child_seeds(torch.Generator().manual_seed(8), 10), 30, 100, batch_size)
+    counts = sm.sample_counts(far, _child_seeds(torch.Generator().manual_seed(8), 10), 30, 100, batch_size)
     expected = np.zeros((10, 2, 2), dtype=np.int64)
     expected[0::2, 0, 0], expected[0::2, 1, 0] = 30, 100
     expected[1::2, 0, 1], expected[1::2, 1, 1] = 30, 100
@@ -292,7 +292,7 @@ def test_batch_layout_does_not_change_the_distribution():
     sm = Smooth(model, 2, SIGMA)
     n = 100
     for batch_size in (7, 128, 5000):
-        counts = sm._sample_counts(xs, _child_seeds(torch.Generator().manual_seed(10), len(xs)), 10, n, batch_size)
+        counts = sm.sample_counts(xs, _child_seeds(torch.Generator().manual_seed(10), len(xs)), 10, n, batch_size)
         p_hat = counts[:, 1, 1].mean() / n
         assert abs(p_hat - 0.8) < 4 * math.sqrt(0.8 * 0.2 / (n * len(xs))), (batch_size, p_hat)
 
@@ -354,7 +354,7 @@ def test_topk_certify_is_sound_and_k1_is_no_larger_than_certify():
     assert not_above(fails, len(xs), alpha) > SIGNIFICANCE, f"{fails}/{len(xs)}"
     assert (radii > 0).float().mean() > 0.3  # certificates are actually issued
     # teeth: point estimates as bounds overshoot the exact radius about half the time
-    counts = sm._sample_counts(xs, _child_seeds(torch.Generator().manual_seed(12), len(xs)), n0, n, 4096)
+    counts = sm.sample_counts(xs, _child_seeds(torch.Generator().manual_seed(12), len(xs)), n0, n, 4096)
     p_hat = counts[:, 1] / n
     r_point = np.array([topk_radius(SIGMA, p_hat[i, l], np.delete(p_hat[i], l)[None], k)[0]
                         for i, l in enumerate(labels)])

@@ -204,7 +204,7 @@ class Smooth:
         (Cohen et al. 2019, Proposition 1)."""
         n, alpha, batch_size = _check_int("n", n, 1), _check_alpha(alpha), _check_int("batch_size", batch_size, 1)
         xs = self._as_batch(x, single=True)
-        counts = self._sample_counts(xs, _child_seeds(generator, 1), 0, n, batch_size)
+        counts = self.sample_counts(xs, _child_seeds(generator, 1), 0, n, batch_size)
         return predict_from_counts(counts[0, 1], alpha)
 
     def certify(self, x: torch.Tensor, n0: int, n: int, alpha: float, batch_size: int,
@@ -262,13 +262,13 @@ class Smooth:
             labels = np.asarray(torch.as_tensor(labels).cpu(), dtype=np.int64).reshape(-1)
             if len(labels) != len(xs) or np.any((labels < 0) | (labels >= self.num_classes)):
                 raise ValueError(f"labels must hold {len(xs)} class indices in [0, {self.num_classes}); got {labels!r}")
-        counts = self._sample_counts(xs, _child_seeds(generator, len(xs)), n0, n, batch_size)
+        counts = self.sample_counts(xs, _child_seeds(generator, len(xs)), n0, n, batch_size)
         c, r = certify_topk_from_counts(counts[:, 0], counts[:, 1], alpha, self.sigma, k, labels)
         return torch.from_numpy(c), torch.from_numpy(r)
 
     # ------------------------------------------------------------------ internals
     def _certify_seeded(self, xs, seeds, n0, n, alpha, batch_size):
-        counts = self._sample_counts(xs, seeds, n0, n, batch_size)
+        counts = self.sample_counts(xs, seeds, n0, n, batch_size)
         c, r = certify_from_counts(counts[:, 0], counts[:, 1], alpha, self.sigma)
         return torch.from_numpy(c), torch.from_numpy(r)
 
@@ -296,8 +296,9 @@ class Smooth:
             raise ValueError(f"{name} is on {x.device} but base_classifier is on {device}; move one of them")
         return xs
 
-    def _sample_counts(self, xs, seeds, n0, n, batch_size):
-        """Class counts (B, 2, C) on the CPU: [:, 0] of the first n0 noise draws of each input
+    def sample_counts(self, xs, seeds, n0, n, batch_size):
+        """Public: the raw votes behind every certificate, so one sampling pass can serve several
+        certificates (CERTIFY and top-k for every k). Class counts (B, 2, C) on the CPU: [:, 0] of the first n0 noise draws of each input
         (selection), [:, 1] of its next n (estimation).
 
         Input i draws its n0 + n samples from its own generator (seeded with ``seeds[i]``) in the
