@@ -154,3 +154,78 @@ def test_robust_accuracy_curve_is_monotone_and_sound():
     assert np.all(broken[np.isfinite(broken)] >= r[np.isfinite(broken)] - 1e-5)
     with pytest.raises(ValueError, match="eps_grid"):
         robust_accuracy_curve(model, x, y, [-0.1, 0.2], progress=False)
+
+
+# ---------------------------------------------------------------- ℓ∞ PGD
+
+def linf_exact_distance(model, x, y):
+    """Exact ℓ∞ distance (in R^d) from x to the region a linear model labels j ≠ y, minimised over j:
+    min_j (z_y − z_j)/‖w_y − w_j‖₁ (Hölder: the ℓ1 norm is the dual of ℓ∞)."""
+    w, b = model[1].weight.detach().double(), model[1].bias.detach().double()
+    z = x.flatten(1).double() @ w.T + b
+    gaps = z.gather(1, y[:, None]) - z
+    dual = (w[y][:, None, :] - w[None, :, :]).abs().sum(-1)
+    dist = gaps / dual.clamp_min(1e-300)
+    dist[torch.arange(len(y)), y] = float("inf")
+    return dist.amin(1).numpy()
+
+
+@pytest.mark.parametrize("loss", ["ce", "margin"])
+def test_pgd_linf_finds_clearly_vulnerable_points_and_stays_in_the_ball(loss):
+    from georobust.attacks import pgd_linf
+
+    model, x, y, _ = linear_problem(n=300, d=20, seed=14)
+    r = linf_exact_distance(model, x, y)
+    eps = float(np.quantile(r, 0.5))
+    assert eps < 0.3  # the whole ℓ∞ ball lies inside [0, 1]^d, so the R^d distance is the exact one
+    res = pgd_linf(model, x, y, eps, steps=30, generator=gen(15), loss=loss)
+    s = res.success.numpy()
+    vulnerable, robust = r < 0.8 * eps, r > eps
+    assert vulnerable.sum() > 20 and robust.sum() > 20
+    assert s[vulnerable].all()
+    assert not s[robust].any()
+    linf = (res.x_adv - x).flatten(1).abs().amax(1)
+    torch.testing.assert_close(linf, res.norm)
+    assert (res.norm <= eps * (1 + 1e-6)).all()
+    assert res.x_adv.min() >= 0 and res.x_adv.max() <= 1
+    with torch.no_grad():
+        assert (model(res.x_adv[res.success]).argmax(1) != y[res.success]).all()
+
+
+def test_pgd_linf_respects_the_box_near_its_faces():
+    from georobust.attacks import pgd_linf
+
+    g = gen(16)
+    model, _, _, _ = linear_problem(d=30, seed=17)
+    x = (torch.rand(200, 1, 30, generator=g).round() + 0.05 * torch.rand(200, 1, 30, generator=g)).clamp(0, 1)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    for eps in (0.02, 0.2, 0.6):
+        res = pgd_linf(model, x, y, eps, steps=10, restarts=2, generator=gen(18))
+        assert (res.norm <= eps * (1 + 1e-6)).all()
+        assert res.x_adv.min() >= 0 and res.x_adv.max() <= 1
+    assert res.success.any()
+
+
+def test_linf_is_stronger_than_l2_at_the_same_budget_on_a_linear_model():
+    # ‖δ‖∞ ≤ ε contains ‖δ‖₂ ≤ ε: the ℓ∞ attack must break at least the points the ℓ2 one breaks
+    from georobust.attacks import pgd
+
+    model, x, y, _ = linear_problem(n=200, seed=19)
+    l2 = pgd(model, x, y, 0.1, norm="l2", steps=30, generator=gen(20))
+    linf = pgd(model, x, y, 0.1, norm="linf", steps=30, generator=gen(20))
+    assert (linf.success | ~l2.success).all()
+    assert linf.success.sum() > l2.success.sum()
+    with pytest.raises(ValueError, match="norm"):
+        pgd(model, x, y, 0.1, norm="l1")
+
+
+def test_robust_accuracy_curve_linf():
+    from georobust.attacks import robust_accuracy_curve
+
+    model, x, y, _ = linear_problem(n=200, seed=21)
+    r = linf_exact_distance(model, x, y)
+    curve = robust_accuracy_curve(model, x, y, [0.0, 0.01, 0.03], norm="linf", steps=30,
+                                  generator=gen(22), progress=False)
+    for eps, acc in zip(curve.eps, curve.accuracy):
+        assert float((r > eps).mean()) <= acc <= float((r > 0.8 * eps).mean()) + 1e-12

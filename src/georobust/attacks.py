@@ -1,9 +1,10 @@
-"""The ℓ2 projected-gradient attack (PGD) of Madry et al. (2018) on a logits model.
+"""The projected-gradient attack (PGD) of Madry et al. (2018) on a logits model, in ℓ2 and ℓ∞.
 
-:func:`pgd_l2` searches, for each example (x, y), for a point x' in the ℓ2 ball of radius ε
-around x and inside the pixel box [0, 1]^d that the model misclassifies. Each step moves along
-the normalized gradient of the loss, projects back onto the ball and clips into the box. The
-attack starts from a uniformly random point of the ball (drawn from an explicit
+:func:`pgd` (with :func:`pgd_l2` and :func:`pgd_linf` as shorthands) searches, for each example
+(x, y), for a point x' in the ℓp ball (p = 2 or ∞) of radius ε around x and inside the pixel box
+[0, 1]^d that the model misclassifies. Each step moves along the steepest-ascent direction of the
+loss for the norm (the normalized gradient for ℓ2, its sign for ℓ∞), projects back onto the ball
+and clips into the box. The attack starts from a uniformly random point of the ball (drawn from an explicit
 :class:`torch.Generator`) and is restarted ``restarts`` times; an example counts as broken as soon
 as any iterate of any restart is misclassified, so it counts as robust only if every restart fails.
 
@@ -28,7 +29,8 @@ class AttackResult:
 
     ``success``: the model misclassifies ``x_adv`` (always true for examples that were already
     misclassified, with ``x_adv = x``); ``x_adv``: the adversarial point of successful examples
-    and the last iterate of the others; ``norm``: ‖x_adv − x‖₂ per example.
+    and the last iterate of the others; ``norm``: ‖x_adv − x‖ per example in the attack's norm
+    (ℓ2 for :func:`pgd_l2`, ℓ∞ for :func:`pgd_linf`).
     """
 
     success: torch.Tensor
@@ -64,24 +66,73 @@ def random_ball(shape: torch.Size, eps: float, generator: torch.Generator, devic
     return direction * radius.view(-1, *([1] * (len(shape) - 1)))
 
 
-def _project(x: torch.Tensor, delta: torch.Tensor, eps: float) -> torch.Tensor:
-    """Scale δ into the ℓ2 ball of radius eps, then clip x + δ into [0, 1].
+def random_cube(shape: torch.Size, eps: float, generator: torch.Generator, device, dtype) -> torch.Tensor:
+    """Points drawn uniformly from the ℓ∞ ball (cube) of radius ``eps``."""
+    return eps * (2 * torch.rand(shape, generator=generator, device=device, dtype=dtype) - 1)
+
+
+NORMS = ("l2", "linf")
+
+
+def project(x: torch.Tensor, delta: torch.Tensor, eps: float, norm: str = "l2") -> torch.Tensor:
+    """Map δ into the ℓ2 ball (by scaling) or the ℓ∞ ball (by clamping) of radius eps, then clip
+    x + δ into [0, 1].
 
     Clipping only shrinks each coordinate of δ (x is in the box), so the result is in both sets.
     """
-    norm = _flat_norm(delta)
-    delta = delta * torch.where(norm > eps, eps / norm.clamp_min(torch.finfo(delta.dtype).tiny),
-                                torch.ones_like(norm))
+    if norm == "linf":
+        delta = delta.clamp(-eps, eps)
+    else:
+        size = _flat_norm(delta)
+        delta = delta * torch.where(size > eps, eps / size.clamp_min(torch.finfo(delta.dtype).tiny),
+                                    torch.ones_like(size))
     return (x + delta).clamp_(0.0, 1.0) - x
+
+
+def ascent_direction(grad: torch.Tensor, norm: str) -> torch.Tensor:
+    """The steepest-ascent step of unit size for ``norm``: sign(g) for ℓ∞, g/‖g‖₂ for ℓ2."""
+    if norm == "linf":
+        return grad.sign()
+    return grad / _flat_norm(grad).clamp_min(torch.finfo(grad.dtype).tiny)
+
+
+def random_start(shape: torch.Size, eps: float, norm: str, generator: torch.Generator, device, dtype) -> torch.Tensor:
+    """A uniform point of the ``norm`` ball of radius ``eps`` (:func:`random_cube` or :func:`random_ball`)."""
+    return (random_cube if norm == "linf" else random_ball)(shape, eps, generator, device, dtype)
+
+
+def _distance(delta: torch.Tensor, norm: str) -> torch.Tensor:
+    """Per-example ‖δ‖ in the given norm."""
+    flat = delta.flatten(1)
+    return flat.abs().amax(dim=1) if norm == "linf" else flat.norm(dim=1)
 
 
 def pgd_l2(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, steps: int = 40,
            restarts: int = 1, step_size: float | None = None, generator: torch.Generator | None = None,
            loss: str = "ce", batch_size: int = 500) -> AttackResult:
-    """ℓ2 PGD with random restarts (Madry et al. 2018) against ``model`` at budget ``eps``.
+    """ℓ2 PGD: :func:`pgd` with ``norm="l2"``."""
+    return pgd(model, x, y, eps, norm="l2", steps=steps, restarts=restarts, step_size=step_size,
+               generator=generator, loss=loss, batch_size=batch_size)
+
+
+def pgd_linf(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, steps: int = 40,
+             restarts: int = 1, step_size: float | None = None, generator: torch.Generator | None = None,
+             loss: str = "ce", batch_size: int = 500) -> AttackResult:
+    """ℓ∞ PGD: :func:`pgd` with ``norm="linf"``; ``AttackResult.norm`` holds ‖x_adv − x‖∞."""
+    return pgd(model, x, y, eps, norm="linf", steps=steps, restarts=restarts, step_size=step_size,
+               generator=generator, loss=loss, batch_size=batch_size)
+
+
+def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, norm: str = "l2",
+        steps: int = 40, restarts: int = 1, step_size: float | None = None,
+        generator: torch.Generator | None = None, loss: str = "ce",
+        batch_size: int = 500) -> AttackResult:
+    """PGD with random restarts (Madry et al. 2018) against ``model`` at budget ``eps`` in the
+    ``norm`` ("l2" or "linf") ball.
 
     ``x``: inputs (N×…) in [0, 1]; ``y``: labels (N). The attack runs on ``x``'s device and in its
-    dtype (the model must live there). ``step_size`` defaults to 2.5·eps/steps (Madry et al.);
+    dtype (the model must live there). Steps are α·g/‖g‖₂ (ℓ2) or α·sign(g) (ℓ∞) for the loss
+    gradient g; random starts are uniform in the ball. ``step_size`` α defaults to 2.5·eps/steps (Madry et al.);
     ``loss`` is ``"ce"`` (cross-entropy, as Madry et al.) or ``"margin"`` (max_{j≠y} z_j − z_y, as
     Carlini & Wagner 2017). ``generator`` draws the random starts (a fresh one seeded 0 on x's
     device if None). The model is put in eval mode for the attack and restored afterwards.
@@ -91,6 +142,8 @@ def pgd_l2(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, st
     """
     if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
         raise TypeError("x and y must be tensors")
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS}; got {norm!r}")
     if eps is None or not eps >= 0:  # also rejects NaN
         raise ValueError(f"eps must be >= 0; got {eps!r}")
     if not isinstance(steps, int) or steps < 1:
@@ -124,7 +177,7 @@ def pgd_l2(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, st
     model.eval()
     try:
         parts = [_pgd_batch(model, x[i:i + batch_size], y[i:i + batch_size], eps, steps, restarts,
-                            alpha, generator, loss) for i in range(0, len(x), batch_size)]
+                            alpha, generator, loss, norm) for i in range(0, len(x), batch_size)]
     finally:
         model.train(was_training)
     if not parts:
@@ -132,22 +185,21 @@ def pgd_l2(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, st
         return AttackResult(empty, x.clone(), torch.zeros(0, dtype=x.dtype, device=x.device))
     success = torch.cat([p[0] for p in parts])
     x_adv = torch.cat([p[1] for p in parts])
-    return AttackResult(success, x_adv, (x_adv - x).flatten(1).norm(dim=1))
+    return AttackResult(success, x_adv, _distance(x_adv - x, norm))
 
 
-def _pgd_batch(model, x, y, eps, steps, restarts, alpha, generator, loss):
+def _pgd_batch(model, x, y, eps, steps, restarts, alpha, generator, loss, norm):
     with torch.no_grad():
         success = model(x).argmax(1) != y
     x_adv = x.clone()
     if eps == 0:
         return success, x_adv
-    tiny = torch.finfo(x.dtype).tiny
     for _ in range(restarts):
         active = (~success).nonzero().squeeze(1)
         if len(active) == 0:
             break
         xa, ya = x[active], y[active]
-        delta = _project(xa, random_ball(xa.shape, eps, generator, x.device, x.dtype), eps)
+        delta = project(xa, random_start(xa.shape, eps, norm, generator, x.device, x.dtype), eps, norm)
         for _ in range(steps):
             delta.requires_grad_(True)
             logits = model(xa + delta)
@@ -162,8 +214,7 @@ def _pgd_batch(model, x, y, eps, steps, restarts, alpha, generator, loss):
                     active, xa, ya, delta, grad = active[keep], xa[keep], ya[keep], delta[keep], grad[keep]
                     if len(active) == 0:
                         break
-                step = grad / _flat_norm(grad).clamp_min(tiny)
-                delta = _project(xa, delta + alpha * step, eps)
+                delta = project(xa, delta + alpha * ascent_direction(grad, norm), eps, norm)
         else:
             with torch.no_grad():  # the last iterate has not been checked yet
                 x_last = xa + delta
@@ -189,8 +240,9 @@ class RobustnessCurve:
 
 def robust_accuracy_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps_grid, *,
                           progress: bool = True, desc: str = "PGD", **attack) -> RobustnessCurve:
-    """:func:`pgd_l2` at each budget of ``eps_grid`` (sorted increasingly), keyword arguments
-    ``attack`` passed on (``steps``, ``restarts``, ``generator``, ``loss``, ...).
+    """:func:`pgd` at each budget of ``eps_grid`` (sorted increasingly), keyword arguments
+    ``attack`` passed on (``norm`` — "l2" by default —, ``steps``, ``restarts``, ``generator``,
+    ``loss``, ...).
 
     Balls grow with ε, so a witness found at one budget is a witness at every larger one: examples
     broken at a smaller budget count as broken without being attacked again. The result is
@@ -207,7 +259,7 @@ def robust_accuracy_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, ep
         todo = torch.isinf(broken_at).nonzero().squeeze(1)
         if len(todo):
             idx = todo.to(x.device)
-            res = pgd_l2(model, x[idx], y[idx], eps, **attack)
+            res = pgd(model, x[idx], y[idx], eps, **attack)
             broken_at[todo[res.success.cpu()]] = eps
         acc.append(float((broken_at > eps).double().mean().item()) if len(x) else float("nan"))
     return RobustnessCurve(tuple(grid), tuple(acc), broken_at)
