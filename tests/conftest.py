@@ -8,6 +8,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -60,3 +61,36 @@ def built_book(tiny_book):
         pytest.fail(f"chapters failed to execute, so the book cannot be built: {failed}")
     index = build(tiny_book.root, strict=True)
     return SimpleNamespace(root=tiny_book.root, index=index, html=tiny_book.root / "_build" / "html")
+
+
+@pytest.fixture
+def single_thread():
+    """One intra-op thread: for tiny float64 matrices BLAS threads only add synchronisation, which
+    is pathologically slow on a busy 2-core machine (40 ms for a 20×30 product)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def fd_gradient_error(model, fn, n_checks=2, h=1e-5):
+    """Max relative error between autograd's ∇_params penalty and central differences."""
+    grads = torch.autograd.grad(fn(), list(model.parameters()), allow_unused=True)
+    g = torch.Generator().manual_seed(7)
+    worst = 0.0
+    for p, gp in zip(model.parameters(), grads):
+        gp = torch.zeros_like(p) if gp is None else gp
+        for _ in range(n_checks):
+            i = int(torch.randint(p.numel(), (1,), generator=g))
+            old = p.view(-1)[i].item()
+            with torch.no_grad():
+                p.view(-1)[i] = old + h
+            up = fn().item()
+            with torch.no_grad():
+                p.view(-1)[i] = old - h
+            down = fn().item()
+            with torch.no_grad():
+                p.view(-1)[i] = old
+            fd = (up - down) / (2 * h)
+            worst = max(worst, abs(gp.view(-1)[i].item() - fd) / max(abs(fd), 1e-3))
+    return worst

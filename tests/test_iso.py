@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from conftest import fd_gradient_error
 from georobust import iso
 from georobust.iso import (euclidean_chart, fisher_chart, helmert_basis, iso_euclidean_penalty,
                            iso_objective, iso_penalty)
@@ -19,14 +20,7 @@ D, EPS = 5, 0.7
 DT = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """One intra-op thread: for tiny float64 matrices BLAS threads only add synchronisation, which
-    is pathologically slow on a busy 2-core machine (40 ms for a 20×30 product)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def mlp(c: int, seed: int = 0) -> nn.Sequential:
@@ -162,29 +156,6 @@ def test_euclidean_ablation_matches_brute_force():
 
 
 # --------------------------------------------------------------------------- gradients
-def fd_gradient_error(model, penalty_fn, n_checks=2, h=1e-5):
-    """Max relative error between autograd's ∇_params penalty and central differences."""
-    grads = torch.autograd.grad(penalty_fn(), list(model.parameters()), allow_unused=True)
-    g = torch.Generator().manual_seed(7)
-    worst = 0.0
-    for p, gp in zip(model.parameters(), grads):
-        gp = torch.zeros_like(p) if gp is None else gp
-        for _ in range(n_checks):
-            i = int(torch.randint(p.numel(), (1,), generator=g))
-            old = p.view(-1)[i].item()
-            with torch.no_grad():
-                p.view(-1)[i] = old + h
-            up = penalty_fn().item()
-            with torch.no_grad():
-                p.view(-1)[i] = old - h
-            down = penalty_fn().item()
-            with torch.no_grad():
-                p.view(-1)[i] = old
-            fd = (up - down) / (2 * h)
-            worst = max(worst, abs(gp.view(-1)[i].item() - fd) / max(abs(fd), 1e-3))
-    return worst
-
-
 def detached_iso(model, x, eps=EPS):
     """The pitfall: J̃ from autograd.grad WITHOUT create_graph (value right, gradient wrong)."""
     xg = x.clone().requires_grad_(True)

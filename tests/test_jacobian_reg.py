@@ -10,20 +10,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from conftest import fd_gradient_error
 from georobust.jacobian_reg import jacobian_objective, jacobian_penalty
 
 D, C = 5, 4
 DT = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """One intra-op thread: for tiny float64 matrices BLAS threads only add synchronisation, which
-    is pathologically slow on a busy 2-core machine (40 ms for a 20×30 product)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def mlp(seed: int = 0) -> nn.Sequential:
@@ -78,27 +72,6 @@ def test_empirical_variance_matches_formula_and_falls_with_nproj():
     assert 0.65 < four.var() / (var / 4) < 1.35
 
 
-def fd_gradient_error(model, loss_fn, n_checks=3, h=1e-6):
-    grads = torch.autograd.grad(loss_fn(), list(model.parameters()))
-    g = torch.Generator().manual_seed(7)
-    worst = 0.0
-    for p, gp in zip(model.parameters(), grads):
-        for _ in range(n_checks):
-            i = int(torch.randint(p.numel(), (1,), generator=g))
-            old = p.view(-1)[i].item()
-            with torch.no_grad():
-                p.view(-1)[i] = old + h
-            up = loss_fn().item()
-            with torch.no_grad():
-                p.view(-1)[i] = old - h
-            down = loss_fn().item()
-            with torch.no_grad():
-                p.view(-1)[i] = old
-            fd = (up - down) / (2 * h)
-            worst = max(worst, abs(gp.view(-1)[i].item() - fd) / max(abs(fd), 1e-3))
-    return worst
-
-
 def detached_loss(model, x, y, lam):
     """The pitfall: Jᵀv from autograd.grad WITHOUT create_graph; the loss still backpropagates
     (through CE), but the penalty contributes nothing to the gradient."""
@@ -116,10 +89,10 @@ def test_gradient_flows_through_the_jacobian(exact):
     y = torch.tensor([0, 1, 2, 3, 0, 1])
     obj = jacobian_objective(0.5, exact=exact)
     loss = lambda: obj(model, x, y, torch.Generator().manual_seed(0))[0]
-    assert fd_gradient_error(model, loss) < 1e-5
+    assert fd_gradient_error(model, loss, n_checks=3, h=1e-6) < 1e-5
     if not exact:  # the same check fails on the detached variant, whose value is the same estimate
         torch.testing.assert_close(detached_loss(model, x, y, 0.5), loss())
-        assert fd_gradient_error(model, lambda: detached_loss(model, x, y, 0.5)) > 0.05
+        assert fd_gradient_error(model, lambda: detached_loss(model, x, y, 0.5), n_checks=3, h=1e-6) > 0.05
 
 
 def test_objective_value_and_logits():

@@ -15,14 +15,7 @@ from georobust.parseval import parseval_deviation, parseval_retraction, unfolded
 DT = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """One intra-op thread: for tiny float64 matrices BLAS threads only add synchronisation, which
-    is pathologically slow on a busy 2-core machine (40 ms for a 20×30 product)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def linear_with(W: torch.Tensor) -> nn.Linear:
