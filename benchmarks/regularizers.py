@@ -29,6 +29,7 @@ from georobust.iso import iso_objective, iso_penalty
 from georobust.jacobian_reg import jacobian_objective
 from georobust.models import MODELS, build
 from georobust.parseval import parseval_retraction
+from georobust.train import train_step
 
 
 def get_data(args, n: int):
@@ -56,13 +57,7 @@ def make_step(model, objective, after, device, seed):
     gen = torch.Generator(device=device).manual_seed(seed)
 
     def step(x, y):
-        loss, _ = objective(model, x, y, gen)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if after is not None:
-            with torch.no_grad():
-                after(model)
+        train_step(model, opt, x, y, objective=objective, generator=gen, after_step=after)
     return step, opt
 
 

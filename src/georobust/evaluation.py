@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .train import train_step
 from .attacks import NORMS, ascent_direction, project, random_start, robust_accuracy_curve
 
 TORCHATTACKS_HINT = "pip install --no-deps torchattacks==3.5.1"
@@ -241,18 +242,8 @@ def step_time(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, objective: 
     for i in range(warmup + repeats):
         sync()
         t0 = time.perf_counter()
-        if objective is not None:
-            loss, _ = objective(net, x, y, generator)
-        else:
-            xin = x + noise_sigma * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype) \
-                if noise_sigma > 0 else x
-            loss = F.cross_entropy(net(xin), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if after_step is not None:
-            with torch.no_grad():
-                after_step(net)
+        train_step(net, opt, x, y, objective=objective, noise_sigma=noise_sigma, generator=generator,
+                   after_step=after_step)
         sync()
         if i >= warmup:
             times.append(time.perf_counter() - t0)

@@ -37,7 +37,7 @@ from torch.nn import functional as F
 
 from . import models, zoo
 from .smooth_attack import pgd_on_smoothed
-from .train import train
+from .train import train, train_step
 
 
 # --------------------------------------------------------------------------- helpers
@@ -373,10 +373,7 @@ def step_seconds(runs: dict, images: torch.Tensor, labels: torch.Tensor, *, batc
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             t0 = time.perf_counter()
-            loss, _ = objective(clone, x, y, gen)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            train_step(clone, opt, x, y, objective=objective, generator=gen)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             if r >= warmup_rounds:

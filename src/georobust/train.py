@@ -46,6 +46,33 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch
     return correct / max(len(labels), 1)
 
 
+def train_step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, *,
+               objective: Callable | None = None, noise_sigma: float = 0.0,
+               generator: torch.Generator | None = None,
+               after_step: Callable[[nn.Module], None] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step exactly as :func:`train` takes it; returns (loss, logits).
+
+    ``objective(model, x, y, generator) -> (loss, logits)`` if given, else cross-entropy on ``x``
+    plus Gaussian noise of std ``noise_sigma`` drawn from ``generator``; then backward, the
+    optimizer step and ``after_step(model)`` under ``no_grad``. Cost benchmarks time this function,
+    so they measure the step that training runs.
+    """
+    if objective is not None:
+        loss, out = objective(model, x, y, generator)
+    else:
+        if noise_sigma > 0:
+            x = x + noise_sigma * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        out = model(x)
+        loss = nn.functional.cross_entropy(out, y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    if after_step is not None:
+        with torch.no_grad():
+            after_step(model)
+    return loss, out
+
+
 def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, epochs: int, lr: float,
           batch_size: int = 128, seed: int = 0, momentum: float = 0.9, weight_decay: float = 0.0,
           milestones: tuple[int, ...] = (), gamma: float = 0.1, noise_sigma: float = 0.0,
@@ -78,7 +105,6 @@ def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, epoch
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         start, history = int(state["epoch"]), list(state["history"])
-    loss_fn = nn.CrossEntropyLoss()
     n = len(labels)
     for epoch in range(start, epochs):
         model.train()
@@ -90,19 +116,8 @@ def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, epoch
         for i in bar:
             idx = order[i:i + batch_size]
             x, y = images[idx].to(device), labels[idx].to(device)
-            if objective is not None:
-                loss, out = objective(model, x, y, noise_gen)
-            else:
-                if noise_sigma > 0:
-                    x = x + noise_sigma * torch.randn(x.shape, generator=noise_gen, device=device, dtype=x.dtype)
-                out = model(x)
-                loss = loss_fn(out, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if after_step is not None:
-                with torch.no_grad():
-                    after_step(model)
+            loss, out = train_step(model, opt, x, y, objective=objective, noise_sigma=noise_sigma,
+                                   generator=noise_gen, after_step=after_step)
             total += loss.item() * len(y)
             correct += (out.argmax(1) == y).sum().item()
             seen += len(y)
