@@ -26,3 +26,12 @@ def test_objective_needs_a_key():
     with pytest.raises(ValueError, match="objective_key"):
         zoo.trained("linear", torch.zeros(2, 1, 28, 28), torch.zeros(2, dtype=torch.long), data_name="x",
                     epochs=1, lr=0.1, objective=lambda *a: None)
+
+
+def test_history_is_returned_from_the_run_and_from_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("GEOROBUST_CACHE", str(tmp_path))
+    s = data.load_subset("train").take(64)
+    kw = dict(data_name=s.name, epochs=2, lr=0.05, progress=False, return_history=True)
+    _, fresh = zoo.trained("linear", s.images, s.labels, **kw)
+    _, cached = zoo.trained("linear", s.images, s.labels, **kw)
+    assert [h["epoch"] for h in fresh] == [1, 2] and cached == fresh

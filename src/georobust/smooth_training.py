@@ -35,9 +35,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from . import models, zoo
+from . import zoo
 from .smooth_attack import pgd_on_smoothed
-from .train import train, train_step
+from .train import train_step
 
 
 # --------------------------------------------------------------------------- helpers
@@ -316,21 +316,10 @@ def trained_with_history(model_name: str, images: torch.Tensor, labels: torch.Te
     stored in the checkpoint — the measured seconds of each epoch of the run that trained it, even
     when the model now comes from the cache. Resumes an interrupted run like ``zoo.trained``.
     """
-    if objective is not None and not objective_key:
-        raise ValueError("objective_key must describe the objective (it is part of the cache key)")
-    config = {  # the same fields as georobust.zoo.trained
-        "model": model_name, "data": data_name, "n": len(labels), "epochs": epochs, "lr": lr,
-        "batch_size": batch_size, "seed": seed, "milestones": list(milestones), "noise_sigma": noise_sigma,
-        "objective": objective_key or "cross-entropy",
-        "labels_sum": int(labels.sum()), "images_sum": round(float(images.double().sum()), 3),
-    }
-    path = zoo.cache_dir() / f"{model_name}-{zoo.config_key(config)}.pt"
-    model = models.build(model_name, seed=seed).to(device)
-    history = train(model, images, labels, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
-                    milestones=milestones, noise_sigma=noise_sigma, objective=objective, checkpoint=path,
-                    progress=progress, desc=desc or model_name)
-    model.eval()
-    return model, history
+    return zoo.trained(model_name, images, labels, data_name=data_name, epochs=epochs, lr=lr,
+                       batch_size=batch_size, seed=seed, milestones=milestones, noise_sigma=noise_sigma,
+                       objective=objective, objective_key=objective_key, device=device, progress=progress,
+                       desc=desc, return_history=True)
 
 
 # --------------------------------------------------------------------------- training cost

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from torch import nn
 
 from . import models
 from .train import load_checkpoint, train
@@ -36,8 +35,11 @@ def trained(model_name: str, images: torch.Tensor, labels: torch.Tensor, *, data
             lr: float, batch_size: int = 128, seed: int = 0, milestones: tuple[int, ...] = (),
             noise_sigma: float = 0.0, objective: Callable | None = None, objective_key: str | None = None,
             after_step: Callable | None = None, device: torch.device | str = "cpu", progress: bool = True,
-            desc: str | None = None) -> nn.Module:
+            desc: str | None = None, return_history: bool = False):
     """The model ``model_name`` trained on (images, labels) — from the cache if it was trained before.
+
+    With ``return_history=True`` returns ``(model, history)``: the per-epoch records of the run that
+    trained it (``[{epoch, loss, train_acc, seconds}]``), kept in the checkpoint.
 
     ``objective_key`` must describe ``objective`` and ``after_step`` (method and hyperparameters):
     it is part of the cache key, so two different objectives never share a checkpoint.
@@ -55,9 +57,10 @@ def trained(model_name: str, images: torch.Tensor, labels: torch.Tensor, *, data
     state = load_checkpoint(path, map_location=device) if path.exists() else None
     if state is not None and state.get("epoch", 0) >= epochs:
         model.load_state_dict(state["model"])
+        history = list(state["history"])
     else:
-        train(model, images, labels, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
-              milestones=milestones, noise_sigma=noise_sigma, objective=objective, after_step=after_step,
-              checkpoint=path, progress=progress, desc=desc or model_name)
+        history = train(model, images, labels, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
+                        milestones=milestones, noise_sigma=noise_sigma, objective=objective,
+                        after_step=after_step, checkpoint=path, progress=progress, desc=desc or model_name)
     model.eval()
-    return model
+    return (model, history) if return_history else model
