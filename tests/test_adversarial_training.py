@@ -108,9 +108,31 @@ def test_adversarial_training_drops_the_non_robust_feature():
 
 @pytest.mark.parametrize("kwargs, match", [
     ({"eps": -1.0}, "eps"), ({"eps": float("nan")}, "eps"), ({"steps": 0}, "steps"),
-    ({"step_size": 0.0}, "step_size"), ({"norm": "l1"}, "norm"),
+    ({"step_size": 0.0}, "step_size"), ({"norm": "l1"}, "norm"), ({"warmup": -1}, "warmup"),
+    ({"warmup": 1.5}, "warmup"),
 ])
 def test_bad_arguments(kwargs, match):
     args = {"eps": 0.1, **kwargs}
     with pytest.raises(ValueError, match=match):
         pgd_objective(**args)
+
+
+def test_warmup_ramps_the_budget_with_the_epoch_train_passes(monkeypatch):
+    """Epoch e attacks at ε·min(1, (e+1)/warmup) (step scaled alike); no epoch means the full ε."""
+    from georobust import adversarial_training
+    calls = []
+    real = adversarial_training.pgd_perturb
+
+    def spy(model, x, y, eps, **kwargs):
+        calls.append((round(eps, 12), round(kwargs["step_size"], 12) if kwargs["step_size"] else None))
+        return real(model, x, y, eps, **kwargs)
+
+    monkeypatch.setattr(adversarial_training, "pgd_perturb", spy)
+    model, x, y = linear_model()
+    obj = pgd_objective(0.3, steps=2, step_size=0.03, warmup=3)
+    assert [obj.budget(e) for e in (0, 1, 2, 3, None)] == pytest.approx([0.1, 0.2, 0.3, 0.3, 0.3])
+    train(model, x[:40], y[:40], epochs=4, lr=0.1, batch_size=40, objective=obj, progress=False)
+    assert calls == [(0.1, 0.01), (0.2, 0.02), (0.3, 0.03), (0.3, 0.03)]
+    calls.clear()
+    pgd_objective(0.3, steps=2, warmup=3)(model, x[:4], y[:4], gen(0))
+    assert calls == [(0.3, None)]

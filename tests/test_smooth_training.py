@@ -11,7 +11,7 @@ from georobust import models, zoo
 from georobust.smooth_attack import smoothed_nll
 from georobust.smooth_training import (consistency_objective, gaussian_objective, macer_objective,
                                        smoothadv_objective, soft_smoothed_radius, soft_votes_against_hard,
-                                       step_seconds, train_epoch, train_generator, trained_with_history)
+                                       step_seconds, train_generator, trained_with_history)
 from georobust.train import train
 
 
@@ -33,7 +33,7 @@ def noisy_logits_by_hand(model, x, sigma, m, seed):
 OBJECTIVES = {
     "gaussian": lambda: gaussian_objective(0.5),
     "smoothadv": lambda: smoothadv_objective(0.5, 1.0, steps=2, m=2),
-    "smoothadv-warmup": lambda: smoothadv_objective(0.5, 1.0, steps=2, m=2, warmup=3, seed=0),
+    "smoothadv-warmup": lambda: smoothadv_objective(0.5, 1.0, steps=2, m=2, warmup=3),
     "macer": lambda: macer_objective(0.5, k=4, beta=16.0, gamma=8.0, lam=16.0),
     "consistency": lambda: consistency_objective(0.5, m=2, lam=10.0, eta=0.5),
 }
@@ -183,29 +183,53 @@ def test_smoothadv_inner_attack_increases_the_smoothed_loss():
 
 
 def test_smoothadv_warmup_schedule_and_epoch_from_train():
-    obj = smoothadv_objective(0.5, eps=1.0, steps=1, m=1, warmup=4, seed=2)
+    obj = smoothadv_objective(0.5, eps=1.0, steps=1, m=1, warmup=4)
     assert [obj.eps_at(e) for e in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
     x, y = batch(12)
-    seen = []
+    seen, plain = [], []
 
-    def recording(model, xb, yb, generator):
-        seen.append(train_epoch(generator, 2))
+    def recording(model, xb, yb, generator, epoch=None):
+        seen.append(epoch)
+        out = model(xb)
+        return F.cross_entropy(out, yb), out
+
+    def without_epoch(model, xb, yb, generator):  # objectives without the keyword still work
+        plain.append(1)
         out = model(xb)
         return F.cross_entropy(out, yb), out
 
     train(models.build("linear", seed=0), x, y, epochs=3, lr=0.1, batch_size=4, seed=2, objective=recording,
           progress=False)
-    assert seen == [0] * 3 + [1] * 3 + [2] * 3
-    with pytest.raises(ValueError, match="seed"):
-        train_epoch(gen(5), 2)
+    train(models.build("linear", seed=0), x, y, epochs=1, lr=0.1, batch_size=4, seed=2, objective=without_epoch,
+          progress=False)
+    assert seen == [0] * 3 + [1] * 3 + [2] * 3 and plain == [1] * 3
+
+
+def test_smoothadv_uses_the_budget_of_the_epoch(monkeypatch):
+    """The warm-up reaches the attack: the ℓ2 PGD runs with ε·min(1, (e+1)/warmup) at epoch e."""
+    from georobust import smooth_training
+    budgets = []
+    real = smooth_training.pgd_on_smoothed
+
+    def spy(*args, eps, **kwargs):
+        budgets.append(float(eps[0]))
+        return real(*args, eps=eps, **kwargs)
+
+    monkeypatch.setattr(smooth_training, "pgd_on_smoothed", spy)
+    obj = smoothadv_objective(0.5, eps=1.0, steps=1, m=1, warmup=4)
+    model = models.build("linear", seed=0)
+    x, y = batch(4)
+    for epoch in (0, 1, 5, None):
+        obj(model, x, y, gen(0), epoch=epoch)
+    assert budgets == [0.25, 0.5, 1.0, 1.0]
 
 
 def test_smoothadv_warmup_survives_a_resumed_run(tmp_path):
     x, y = batch(12)
     seen = []
 
-    def recording(model, xb, yb, generator):
-        seen.append(train_epoch(generator, 1))
+    def recording(model, xb, yb, generator, epoch=None):
+        seen.append(epoch)
         out = model(xb)
         return F.cross_entropy(out, yb), out
 
@@ -223,7 +247,6 @@ def test_smoothadv_warmup_survives_a_resumed_run(tmp_path):
     (smoothadv_objective, {"sigma": 0.5, "eps": 1.0, "steps": 0}, "steps"),
     (smoothadv_objective, {"sigma": 0.5, "eps": 1.0, "m": 0}, "m"),
     (smoothadv_objective, {"sigma": 0.5, "eps": 1.0, "warmup": -1}, "warmup"),
-    (smoothadv_objective, {"sigma": 0.5, "eps": 1.0, "warmup": 2}, "seed"),
     (macer_objective, {"sigma": -0.5}, "sigma"),
     (macer_objective, {"sigma": 0.5, "k": 0}, "k"),
     (macer_objective, {"sigma": 0.5, "beta": 0.0}, "beta"),
@@ -274,7 +297,6 @@ def test_train_generator_is_the_generator_train_passes():
     train(models.build("linear", seed=0), x, y, epochs=2, lr=0.1, batch_size=8, seed=4, objective=recording,
           progress=False)
     assert seeds == [train_generator(4, 0).initial_seed(), train_generator(4, 1).initial_seed()]
-    assert train_epoch(train_generator(4, 7), 4) == 7
 
 
 def test_step_seconds_times_every_method_and_leaves_the_models_alone():
@@ -284,9 +306,10 @@ def test_step_seconds_times_every_method_and_leaves_the_models_alone():
     calls = {"a": 0, "b": 0}
 
     def counting(name, objective, size):
-        def run(m, xb, yb, generator):
+        def run(m, xb, yb, generator, epoch=None):
             calls[name] += 1
-            assert len(xb) == size and train_epoch(generator, 3) == 5
+            assert len(xb) == size and epoch == 5
+            assert generator.initial_seed() == train_generator(3, 5).initial_seed()
             return objective(m, xb, yb, generator)
         return run
 

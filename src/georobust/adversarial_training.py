@@ -64,12 +64,18 @@ def pgd_perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, 
 
 
 def pgd_objective(eps: float, steps: int = 10, step_size: float | None = None, norm: str = "linf",
-                  random_init: bool = True) -> Callable:
+                  random_init: bool = True, warmup: int = 0) -> Callable:
     """An ``objective`` for :func:`georobust.train.train`: the cross-entropy at the PGD point.
 
-    Returns ``fn(model, x, y, generator) -> (loss, logits)``, the logits being those of the
-    adversarial inputs (so ``train``'s reported training accuracy is the accuracy on them).
+    Returns ``fn(model, x, y, generator, epoch=None) -> (loss, logits)``, the logits being those
+    of the adversarial inputs (so ``train``'s reported training accuracy is the accuracy on them).
     Cost per step: ``steps`` extra forward–backward passes.
+
+    With ``warmup`` > 0 the budget ramps up: epoch e (0-based, passed by ``train``) attacks at
+    ε·min(1, (e+1)/warmup), and the step size scales with it when it defaults. Training from
+    scratch at the full MNIST budget ε = 0.3 can stall at chance for short runs; a linear ramp of
+    ε is the usual remedy (e.g. Wong, Rice & Kolter, ICLR 2020, ramp ε on MNIST). Madry et al.
+    train without one. Called without an epoch (a cost measurement), the objective uses ε.
     """
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {NORMS}; got {norm!r}")
@@ -79,11 +85,19 @@ def pgd_objective(eps: float, steps: int = 10, step_size: float | None = None, n
         raise ValueError(f"steps must be an integer >= 1; got {steps!r}")
     if step_size is not None and not step_size > 0:
         raise ValueError(f"step_size must be > 0; got {step_size!r}")
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise ValueError(f"warmup must be an integer >= 0 (epochs); got {warmup!r}")
 
-    def objective(model, x, y, generator=None):
-        x_adv = pgd_perturb(model, x, y, eps, steps=steps, step_size=step_size, norm=norm,
+    def budget(epoch: int | None) -> float:
+        return eps if warmup == 0 or epoch is None else eps * min(1.0, (epoch + 1) / warmup)
+
+    def objective(model, x, y, generator=None, epoch=None):
+        eps_e = budget(epoch)
+        size = step_size if step_size is None or eps_e == eps else step_size * eps_e / eps
+        x_adv = pgd_perturb(model, x, y, eps_e, steps=steps, step_size=size, norm=norm,
                             generator=generator, random_init=random_init)
         logits = model(x_adv)
         return F.cross_entropy(logits, y), logits
 
+    objective.budget = budget
     return objective

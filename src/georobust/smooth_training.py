@@ -77,20 +77,8 @@ def _soft_log_probs(logits: torch.Tensor) -> torch.Tensor:
 
 def train_generator(seed: int, epoch: int, device="cpu") -> torch.Generator:
     """The noise generator :func:`georobust.train.train` passes to an objective in epoch ``epoch``
-    (0-based) of a run with seed ``seed``; :func:`train_epoch` reads the epoch back from it."""
+    (0-based) of a run with seed ``seed``."""
     return torch.Generator(device=device).manual_seed(int(seed) * 100_003 + int(epoch) + 50_000)
-
-
-def train_epoch(generator: torch.Generator, seed: int) -> int:
-    """The epoch (0-based) of the noise generator that :func:`georobust.train.train` passes to an
-    objective, read from its seed: train seeds it with ``seed·100003 + epoch + 50000`` (``seed``: the
-    training seed). This is how an objective with a schedule (SmoothAdv's warm-up) knows the epoch,
-    also after a resumed run. A seed that does not decode raises ValueError."""
-    epoch = int(generator.initial_seed()) - (int(seed) * 100_003 + 50_000)
-    if not 0 <= epoch < 50_000:
-        raise ValueError(f"generator seed {generator.initial_seed()} is not a train() noise generator for "
-                         f"seed {seed}; pass the training seed (or warmup=0)")
-    return epoch
 
 
 def soft_smoothed_radius(logits: torch.Tensor, y: torch.Tensor, sigma: float, beta: float = 1.0):
@@ -168,7 +156,6 @@ class SmoothAdvObjective:
     steps: int
     m: int
     warmup: int
-    seed: int | None
 
     @property
     def key(self) -> str:
@@ -179,8 +166,8 @@ class SmoothAdvObjective:
         """The budget of epoch ``epoch`` (0-based): ε·min(1, (epoch+1)/warmup)."""
         return self.eps if self.warmup == 0 else self.eps * min(1.0, (epoch + 1) / self.warmup)
 
-    def __call__(self, model, x, y, generator):
-        eps = self.eps if self.warmup == 0 else self.eps_at(train_epoch(generator, self.seed))
+    def __call__(self, model, x, y, generator, epoch=None):
+        eps = self.eps if epoch is None else self.eps_at(epoch)
         z = _noise(x, self.m, generator)  # one set of draws for the attack and the update
         x_adv = x
         if eps > 0:
@@ -197,24 +184,22 @@ class SmoothAdvObjective:
         return loss, _soft_log_probs(logits)
 
 
-def smoothadv_objective(sigma: float, eps: float, steps: int = 10, m: int = 4, *, warmup: int = 0,
-                        seed: int | None = None) -> SmoothAdvObjective:
+def smoothadv_objective(sigma: float, eps: float, steps: int = 10, m: int = 4, *,
+                        warmup: int = 0) -> SmoothAdvObjective:
     """SmoothAdv (Salman et al., NeurIPS 2019), the multi-noise PGD variant of the authors' code.
 
     Per batch: draw m noise vectors z_j per example; find x' in the ℓ2 ball of radius ε around x
     (and in [0, 1]^d) maximizing −log((1/m) Σ_j softmax(f(x' + σz_j))_y) with ``steps`` steps of
     normalized-gradient PGD (step 2ε/steps, start at x, model in eval mode, the same z_j at every
     step); then minimize (1/m) Σ_j CE(f(x' + σz_j), y) on those same draws. With ``warmup`` > 0
-    the budget of epoch e is ε·min(1, (e+1)/warmup); the epoch is read from the generator with
-    :func:`train_epoch`, which needs the training ``seed``. The authors' code splits each batch of
+    the budget of epoch e is ε·min(1, (e+1)/warmup), e being the epoch that
+    :func:`georobust.train.train` passes (called without one, the objective uses the full ε). The authors' code splits each batch of
     B images into m mini-batches of B/m images (m noisy copies each, so a step sees B noisy
     samples); to train the same way, call ``train`` with ``batch_size = B // m``.
     """
     sigma, eps = _positive("sigma", sigma), _nonnegative("eps", eps)
     steps, m, warmup = _count("steps", steps), _count("m", m), _count("warmup", warmup, 0)
-    if warmup > 0 and (seed is None or isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-        raise ValueError(f"seed must be the training seed (an integer >= 0) when warmup > 0; got {seed!r}")
-    return SmoothAdvObjective(sigma, eps, steps, m, warmup, seed if warmup > 0 else None)
+    return SmoothAdvObjective(sigma, eps, steps, m, warmup)
 
 
 @dataclass(frozen=True)
@@ -334,8 +319,8 @@ def step_seconds(runs: dict, images: torch.Tensor, labels: torch.Tensor, *, batc
     ``batch_size`` examples drawn from (images, labels) with a generator seeded from ``seed``), in
     an order that rotates from round to round, so a machine that speeds up or slows down during
     the measurement affects all methods alike; the warm-up rounds are not counted. The objectives get the noise generator of training
-    epoch ``epoch`` (:func:`train_generator`), so a schedule such as SmoothAdv's warm-up is in the
-    state of that epoch. CUDA work is synchronized before each clock reading. Returns the
+    epoch ``epoch`` (:func:`train_generator`) and, if they take it, ``epoch`` itself, so a schedule
+    such as SmoothAdv's warm-up is in the state of that epoch. CUDA work is synchronized before each clock reading. Returns the
     ``rounds`` step times of each method.
     """
     _count("rounds", rounds)
@@ -362,7 +347,7 @@ def step_seconds(runs: dict, images: torch.Tensor, labels: torch.Tensor, *, batc
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             t0 = time.perf_counter()
-            train_step(clone, opt, x, y, objective=objective, generator=gen)
+            train_step(clone, opt, x, y, objective=objective, generator=gen, epoch=epoch)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             if r >= warmup_rounds:

@@ -9,6 +9,7 @@ atomically at the end of each epoch and loaded with ``weights_only=True``.
 
 from __future__ import annotations
 
+import inspect
 import os
 import time
 from pathlib import Path
@@ -46,19 +47,31 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch
     return correct / max(len(labels), 1)
 
 
+def takes_epoch(objective: Callable) -> bool:
+    """Whether ``objective`` declares an ``epoch`` parameter (so :func:`train_step` passes it)."""
+    try:
+        return "epoch" in inspect.signature(objective).parameters
+    except (TypeError, ValueError):  # builtins and some C callables have no signature
+        return False
+
+
 def train_step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, *,
                objective: Callable | None = None, noise_sigma: float = 0.0,
                generator: torch.Generator | None = None,
-               after_step: Callable[[nn.Module], None] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+               after_step: Callable[[nn.Module], None] | None = None,
+               epoch: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimizer step exactly as :func:`train` takes it; returns (loss, logits).
 
     ``objective(model, x, y, generator) -> (loss, logits)`` if given, else cross-entropy on ``x``
     plus Gaussian noise of std ``noise_sigma`` drawn from ``generator``; then backward, the
-    optimizer step and ``after_step(model)`` under ``no_grad``. Cost benchmarks time this function,
-    so they measure the step that training runs.
+    optimizer step and ``after_step(model)`` under ``no_grad``. An objective with a schedule (a
+    budget that ramps up, say) declares an ``epoch`` keyword parameter and receives ``epoch``
+    (0-based; ``None`` outside a training run). Cost benchmarks time this function, so they
+    measure the step that training runs.
     """
     if objective is not None:
-        loss, out = objective(model, x, y, generator)
+        loss, out = (objective(model, x, y, generator, epoch=epoch) if takes_epoch(objective)
+                     else objective(model, x, y, generator))
     else:
         if noise_sigma > 0:
             x = x + noise_sigma * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
@@ -84,7 +97,8 @@ def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, epoch
     ``objective(model, x, y, generator) -> (loss, logits)`` replaces the default cross-entropy
     (on inputs with Gaussian noise of std ``noise_sigma``); ``generator`` is the epoch's seeded
     generator on the model's device, for any randomness the objective needs (noise draws, attack
-    starts). ``after_step(model)`` runs after every optimizer step (e.g. a Parseval retraction).
+    starts). An objective that declares an ``epoch`` keyword also gets the 0-based epoch (also
+    after a resumed run), for schedules such as a budget that ramps up. ``after_step(model)`` runs after every optimizer step (e.g. a Parseval retraction).
     If ``checkpoint`` exists the run resumes from it; it is rewritten after every epoch.
     """
     for name, value, ok in (("epochs", epochs, epochs >= 1), ("lr", lr, lr > 0),
@@ -117,7 +131,7 @@ def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, epoch
             idx = order[i:i + batch_size]
             x, y = images[idx].to(device), labels[idx].to(device)
             loss, out = train_step(model, opt, x, y, objective=objective, noise_sigma=noise_sigma,
-                                   generator=noise_gen, after_step=after_step)
+                                   generator=noise_gen, after_step=after_step, epoch=epoch)
             total += loss.item() * len(y)
             correct += (out.argmax(1) == y).sum().item()
             seen += len(y)
