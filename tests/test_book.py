@@ -70,6 +70,17 @@ def test_chapter_executes_under_tiny_profile(tiny_book, name):
         assert b"CreationDate" not in pdf.read_bytes()
 
 
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_no_stray_value_is_shown_on_the_page(tiny_book, name):
+    """A visible cell whose only output is a bare repr (a cell ending with an expression, such as
+    a dict of paths or a glued string) prints noise into the chapter."""
+    nb = nbformat.read(tiny_book.root / "book" / "chapters" / f"{name}.ipynb", as_version=4)
+    stray = [(i, o["data"]["text/plain"][:60]) for i, c in enumerate(nb.cells) if c.cell_type == "code"
+             and "remove-cell" not in c.metadata.get("tags", []) and "remove-output" not in c.metadata.get("tags", [])
+             for o in c.get("outputs", []) if o.get("output_type") == "execute_result" and set(o["data"]) == {"text/plain"}]
+    assert not stray, f"{name}: cells print bare values: {stray}"
+
+
 def test_wrong_parameter_fails_before_any_work(tmp_path):
     for args, word in ((["-p", "sigma", "-1"], "'sigma'"), (["-p", "sigmaa", "0.5"], "'sigmaa'"),
                        (["--profile", "huge"], "'huge'")):

@@ -132,32 +132,35 @@ class Chapter:
         return None
 
     # -- outputs -------------------------------------------------------------------------------
-    def glue(self, key: str, value: Any, display: bool = False) -> Any:
-        """Glue ``value`` under ``key`` for ``{glue:}`` roles in the chapter's prose."""
+    def glue(self, key: str, value: Any, display: bool = False) -> None:
+        """Glue ``value`` under ``key`` for ``{glue:}`` roles in the chapter's prose.
+
+        Returns None, so a cell that ends with a glue call shows nothing on the page.
+        """
         if hasattr(value, "item") and tuple(getattr(value, "shape", (1,))) == ():
             value = value.item()  # numpy / torch scalars: glue the plain Python number
         try:
             from myst_nb import glue
         except ImportError:  # outside the book tooling: nothing to glue into
-            return value
+            return None
         glue(key, value, display=display)
-        return value
+        return None
 
-    def figure(self, fig, name: str, glue: bool = True):
+    def figure(self, fig, name: str, glue: bool = True) -> None:
         """Export ``fig`` as ``book/figures/<chapter>-<name>.{pdf,png}`` and glue it as ``fig-<name>``.
 
         File names are stable (they are cited from the papers); the PDF is byte-reproducible
-        (no creation date).
+        (no creation date). Returns None, so a cell that ends with it shows nothing on the page.
         """
         from .figures import export
 
-        paths = export(fig, f"{self.name}-{name}", book_dir() / "figures")
+        export(fig, f"{self.name}-{name}", book_dir() / "figures")
         if glue:
             self.glue(f"fig-{name}", fig, display=False)
         import matplotlib.pyplot as plt
 
         plt.close(fig)
-        return paths
+        return None
 
     def log_path(self, filename: str) -> Path:
         """Path of a result log of this chapter: ``data/results/<chapter>/<run>/<filename>``.
