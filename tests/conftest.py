@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -24,6 +25,23 @@ def copy_book_sources(dest: Path) -> Path:
     return dest
 
 
+@contextlib.contextmanager
+def hermetic_outputs(root: Path):
+    """Result logs and the model cache under ``root`` while inside (every model trained from
+    scratch); the environment is restored afterwards."""
+    saved = {k: os.environ.get(k) for k in ("GEOROBUST_RESULTS", "GEOROBUST_CACHE")}
+    os.environ["GEOROBUST_RESULTS"] = str(root / "results")
+    os.environ["GEOROBUST_CACHE"] = str(root / "cache")
+    try:
+        yield root
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 @pytest.fixture(scope="session")
 def tiny_book(tmp_path_factory):
     """Every chapter executed under the tiny profile into a fresh copy of the book."""
@@ -31,23 +49,14 @@ def tiny_book(tmp_path_factory):
     from georobust.params import chapters
 
     root = copy_book_sources(tmp_path_factory.mktemp("tiny-book"))
-    saved = {k: os.environ.get(k) for k in ("GEOROBUST_RESULTS", "GEOROBUST_CACHE")}
-    os.environ["GEOROBUST_RESULTS"] = str(root / "results")
-    os.environ["GEOROBUST_CACHE"] = str(root / "cache")  # hermetic: every model is trained from scratch
     errors = {}
-    try:
+    with hermetic_outputs(root):
         for name in chapters():
             try:
                 run_chapter(name, "tiny", {}, book_dir=root / "book", quiet=True)
                 errors[name] = None
             except Exception as err:  # reported by the per-chapter test
                 errors[name] = err
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
     return SimpleNamespace(root=root, errors=errors)
 
 

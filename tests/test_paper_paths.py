@@ -18,7 +18,7 @@ import os
 import nbformat
 import pytest
 
-from conftest import copy_book_sources
+from conftest import copy_book_sources, hermetic_outputs
 
 MNIST = os.environ.get("GEOROBUST_MNIST")
 
@@ -57,16 +57,8 @@ def test_every_chapter_has_a_shrunk_paper_run():
 
 @pytest.fixture(scope="module")
 def paper_root(tmp_path_factory):
-    root = copy_book_sources(tmp_path_factory.mktemp("paper-book"))
-    saved = {k: os.environ.get(k) for k in ("GEOROBUST_RESULTS", "GEOROBUST_CACHE")}
-    os.environ["GEOROBUST_RESULTS"] = str(root / "results")
-    os.environ["GEOROBUST_CACHE"] = str(root / "cache")
-    yield root
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with hermetic_outputs(copy_book_sources(tmp_path_factory.mktemp("paper-book"))) as root:
+        yield root
 
 
 @pytest.mark.skipif(not MNIST, reason="set GEOROBUST_MNIST to a folder with real MNIST")

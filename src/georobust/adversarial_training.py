@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attacks import NORMS, ascent_direction, project, random_start
+from .train import linear_warmup
 
 
 def pgd_perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, steps: int,
@@ -89,7 +90,7 @@ def pgd_objective(eps: float, steps: int = 10, step_size: float | None = None, n
         raise ValueError(f"warmup must be an integer >= 0 (epochs); got {warmup!r}")
 
     def budget(epoch: int | None) -> float:
-        return eps if warmup == 0 or epoch is None else eps * min(1.0, (epoch + 1) / warmup)
+        return linear_warmup(eps, epoch, warmup)
 
     def objective(model, x, y, generator=None, epoch=None):
         eps_e = budget(epoch)

@@ -37,7 +37,7 @@ from torch.nn import functional as F
 
 from . import zoo
 from .smooth_attack import pgd_on_smoothed
-from .train import train_step
+from .train import bind_epoch, linear_warmup, train_step
 
 
 # --------------------------------------------------------------------------- helpers
@@ -164,10 +164,10 @@ class SmoothAdvObjective:
 
     def eps_at(self, epoch: int) -> float:
         """The budget of epoch ``epoch`` (0-based): ε·min(1, (epoch+1)/warmup)."""
-        return self.eps if self.warmup == 0 else self.eps * min(1.0, (epoch + 1) / self.warmup)
+        return linear_warmup(self.eps, epoch, self.warmup)
 
     def __call__(self, model, x, y, generator, epoch=None):
-        eps = self.eps if epoch is None else self.eps_at(epoch)
+        eps = linear_warmup(self.eps, epoch, self.warmup)
         z = _noise(x, self.m, generator)  # one set of draws for the attack and the update
         x_adv = x
         if eps > 0:
@@ -334,7 +334,7 @@ def step_seconds(runs: dict, images: torch.Tensor, labels: torch.Tensor, *, batc
         clone = copy.deepcopy(model).train()
         device = next(clone.parameters()).device
         opt = torch.optim.SGD(clone.parameters(), lr=lr, momentum=0.9, nesterov=True)
-        states[name] = (clone, objective, opt, device, train_generator(seed, epoch, device), size)
+        states[name] = (clone, bind_epoch(objective, epoch), opt, device, train_generator(seed, epoch, device), size)
     largest = max(state[5] for state in states.values())
     order_gen = torch.Generator().manual_seed(int(seed) * 100_003 + 77_777)
     times: dict[str, list[float]] = {name: [] for name in names}
@@ -347,7 +347,7 @@ def step_seconds(runs: dict, images: torch.Tensor, labels: torch.Tensor, *, batc
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             t0 = time.perf_counter()
-            train_step(clone, opt, x, y, objective=objective, generator=gen, epoch=epoch)
+            train_step(clone, opt, x, y, objective=objective, generator=gen)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             if r >= warmup_rounds:

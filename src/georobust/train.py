@@ -9,6 +9,7 @@ atomically at the end of each epoch and loaded with ``weights_only=True``.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 import time
@@ -47,31 +48,42 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch
     return correct / max(len(labels), 1)
 
 
-def takes_epoch(objective: Callable) -> bool:
-    """Whether ``objective`` declares an ``epoch`` parameter (so :func:`train_step` passes it)."""
+def bind_epoch(objective: Callable | None, epoch: int) -> Callable | None:
+    """``objective`` with ``epoch`` bound if it declares an ``epoch`` keyword parameter (an
+    objective with a schedule, e.g. a budget that ramps up), else ``objective`` itself.
+
+    Called once per epoch by :func:`train` (and once per method by cost measurements), so the
+    signature is not inspected on every step.
+    """
+    if objective is None:
+        return None
     try:
-        return "epoch" in inspect.signature(objective).parameters
+        declares = "epoch" in inspect.signature(objective).parameters
     except (TypeError, ValueError):  # builtins and some C callables have no signature
-        return False
+        declares = False
+    return functools.partial(objective, epoch=epoch) if declares else objective
+
+
+def linear_warmup(value: float, epoch: int | None, warmup: int) -> float:
+    """A budget ramped up linearly over ``warmup`` epochs: value·min(1, (epoch+1)/warmup) in
+    epoch ``epoch`` (0-based); ``value`` itself when ``warmup`` is 0 or no epoch is given."""
+    return value if warmup == 0 or epoch is None else value * min(1.0, (epoch + 1) / warmup)
 
 
 def train_step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, *,
                objective: Callable | None = None, noise_sigma: float = 0.0,
                generator: torch.Generator | None = None,
-               after_step: Callable[[nn.Module], None] | None = None,
-               epoch: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+               after_step: Callable[[nn.Module], None] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimizer step exactly as :func:`train` takes it; returns (loss, logits).
 
     ``objective(model, x, y, generator) -> (loss, logits)`` if given, else cross-entropy on ``x``
     plus Gaussian noise of std ``noise_sigma`` drawn from ``generator``; then backward, the
-    optimizer step and ``after_step(model)`` under ``no_grad``. An objective with a schedule (a
-    budget that ramps up, say) declares an ``epoch`` keyword parameter and receives ``epoch``
-    (0-based; ``None`` outside a training run). Cost benchmarks time this function, so they
+    optimizer step and ``after_step(model)`` under ``no_grad``. An objective with a schedule gets
+    its epoch bound beforehand (:func:`bind_epoch`). Cost benchmarks time this function, so they
     measure the step that training runs.
     """
     if objective is not None:
-        loss, out = (objective(model, x, y, generator, epoch=epoch) if takes_epoch(objective)
-                     else objective(model, x, y, generator))
+        loss, out = objective(model, x, y, generator)
     else:
         if noise_sigma > 0:
             x = x + noise_sigma * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
@@ -98,7 +110,8 @@ def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, epoch
     (on inputs with Gaussian noise of std ``noise_sigma``); ``generator`` is the epoch's seeded
     generator on the model's device, for any randomness the objective needs (noise draws, attack
     starts). An objective that declares an ``epoch`` keyword also gets the 0-based epoch (also
-    after a resumed run), for schedules such as a budget that ramps up. ``after_step(model)`` runs after every optimizer step (e.g. a Parseval retraction).
+    after a resumed run), for schedules such as a budget that ramps up. ``after_step(model)``
+    runs after every optimizer step (e.g. a Parseval retraction).
     If ``checkpoint`` exists the run resumes from it; it is rewritten after every epoch.
     """
     for name, value, ok in (("epochs", epochs, epochs >= 1), ("lr", lr, lr > 0),
@@ -125,13 +138,14 @@ def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, epoch
         order_gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
         noise_gen = torch.Generator(device=device).manual_seed(seed * 100_003 + epoch + 50_000)
         order = torch.randperm(n, generator=order_gen)
+        epoch_objective = bind_epoch(objective, epoch)
         t0, total, correct, seen = time.perf_counter(), 0.0, 0, 0
         bar = tqdm(range(0, n, batch_size), desc=f"{desc} {epoch + 1}/{epochs}", disable=not progress, leave=False)
         for i in bar:
             idx = order[i:i + batch_size]
             x, y = images[idx].to(device), labels[idx].to(device)
-            loss, out = train_step(model, opt, x, y, objective=objective, noise_sigma=noise_sigma,
-                                   generator=noise_gen, after_step=after_step, epoch=epoch)
+            loss, out = train_step(model, opt, x, y, objective=epoch_objective, noise_sigma=noise_sigma,
+                                   generator=noise_gen, after_step=after_step)
             total += loss.item() * len(y)
             correct += (out.argmax(1) == y).sum().item()
             seen += len(y)
