@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from scipy.stats import norm
 
-from georobust.bounds import clopper_pearson_lower
-from georobust.models import MODELS, build
+from georobust.theory.bounds import clopper_pearson_lower
+from georobust.core.models import MODELS, build
 from georobust.smoothing import Smooth
 
 
@@ -74,7 +74,7 @@ class ReferenceSmooth:
 def get_model(args, device):
     model = build(args.model, seed=args.seed)
     if args.checkpoint:
-        from georobust.train import load_checkpoint
+        from georobust.core.train import load_checkpoint
 
         state = load_checkpoint(args.checkpoint)
         model.load_state_dict(state["model"] if "model" in state else state)
@@ -83,8 +83,8 @@ def get_model(args, device):
         how = f"RANDOM weights (seed {args.seed}), untrained"
     else:
         try:
-            from georobust.data import load_mnist
-            from georobust.train import evaluate, train
+            from georobust.core.data import load_mnist
+            from georobust.core.train import evaluate, train
 
             tr, te = load_mnist("train", dataset="subset"), load_mnist("test", dataset="subset")
             t0 = time.perf_counter()
@@ -116,7 +116,7 @@ def main(argv=None):
                     help="time the reference on only this many images (default: all); rates are per sample")
     ap.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     ap.add_argument("--model", choices=sorted(MODELS), default="lenet")
-    ap.add_argument("--checkpoint", default=None, help="state dict or georobust.train checkpoint")
+    ap.add_argument("--checkpoint", default=None, help="state dict or georobust.core.train checkpoint")
     ap.add_argument("--random-weights", action="store_true", help="skip the 1-epoch training")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
@@ -128,7 +128,7 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     model, how = get_model(args, device)
-    from georobust.data import load_mnist
+    from georobust.core.data import load_mnist
 
     test = load_mnist("test", dataset="subset").take(args.n_images)
     images, labels = test.images.to(device), test.labels.tolist()

@@ -25,18 +25,18 @@ import time
 import torch
 import torch.nn.functional as F
 
-from georobust.iso import iso_objective, iso_penalty
-from georobust.jacobian_reg import jacobian_objective
-from georobust.models import MODELS, build
-from georobust.parseval import parseval_retraction
-from georobust.train import train_step
+from georobust.regularizers.iso import iso_objective, iso_penalty
+from georobust.regularizers.jacobian import jacobian_objective
+from georobust.core.models import MODELS, build
+from georobust.regularizers.parseval import parseval_retraction
+from georobust.core.train import train_step
 
 
 def get_data(args, n: int):
     if args.random_data:
         g = torch.Generator().manual_seed(args.seed)
         return torch.rand(n, 1, 28, 28, generator=g), torch.randint(0, 10, (n,), generator=g), "random data"
-    from georobust.data import load_subset
+    from georobust.core.data import load_subset
 
     split = load_subset("train")
     return split.images[:n], split.labels[:n], split.name
@@ -103,7 +103,7 @@ def value_errors(args, device, images, labels, epochs: int):
     """Mean relative error (and mean signed error) of the fast and jvp ISO values vs exact."""
     model = build(args.model, seed=args.seed).to(device)
     if epochs:
-        from georobust.train import train
+        from georobust.core.train import train
 
         train(model, images, labels, epochs=epochs, lr=0.01, batch_size=args.batch_size,
               seed=args.seed, progress=False)

@@ -46,7 +46,7 @@ def hermetic_outputs(root: Path):
 def tiny_book(tmp_path_factory):
     """Every chapter executed under the tiny profile into a fresh copy of the book."""
     from georobust.book import run_chapter
-    from georobust.params import chapters
+    from georobust.book.params import chapters
 
     root = copy_book_sources(tmp_path_factory.mktemp("tiny-book"))
     errors = {}

@@ -1,0 +1,29 @@
+"""Randomized smoothing: the smoothed classifier, its certificates, and how to train and attack it.
+
+* :mod:`~georobust.smoothing.smooth` — :class:`Smooth` (PREDICT, CERTIFY, batched, top-k).
+* :mod:`~georobust.smoothing.logs` — CERTIFY and PREDICT over a data set with resumable logs;
+  certified accuracy, ACR, abstention.
+* :mod:`~georobust.smoothing.training` — base-classifier training for large radii (Gaussian
+  augmentation, SmoothAdv, MACER, Consistency).
+* :mod:`~georobust.smoothing.attack` — PGD on the smoothed classifier (Salman et al. 2019).
+* :mod:`~georobust.smoothing.plots` — certified-accuracy curves, radius against n, σ matrices.
+
+Layer 1: imports from ``core`` and ``theory`` only.
+"""
+
+from . import attack, logs, plots, smooth, training
+from .attack import pgd_on_smoothed, smooth_pgd_l2, smoothed_nll
+from .logs import (LOG_COLUMNS, PREDICT_COLUMNS, abstention_rate, attack_targets, average_certified_radius,
+                   certified_accuracy, certify_dataset, is_complete, predict_dataset, read_log,
+                   read_predict_log, require_log)
+from .plots import plot_certified_accuracy, plot_matrix, plot_radius_vs_n
+from .smooth import (ABSTAIN, Smooth, certify_from_counts, certify_topk_from_counts, predict_from_counts,
+                     topk_radius)
+from .training import consistency_objective, gaussian_objective, macer_objective, smoothadv_objective
+
+__all__ = ["attack", "logs", "plots", "smooth", "training", "pgd_on_smoothed", "smooth_pgd_l2", "smoothed_nll",
+           "LOG_COLUMNS", "PREDICT_COLUMNS", "abstention_rate", "attack_targets", "average_certified_radius",
+           "certified_accuracy", "certify_dataset", "is_complete", "predict_dataset", "read_log",
+           "read_predict_log", "require_log", "plot_certified_accuracy", "plot_matrix", "plot_radius_vs_n",
+           "ABSTAIN", "Smooth", "certify_from_counts", "certify_topk_from_counts", "predict_from_counts",
+           "topk_radius", "consistency_objective", "gaussian_objective", "macer_objective", "smoothadv_objective"]

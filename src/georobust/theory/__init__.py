@@ -1,0 +1,17 @@
+"""The theory behind certificates: the Neyman–Pearson lemma and certified radii with their
+confidence bounds.
+
+* :mod:`~georobust.theory.neyman_pearson` — most powerful tests, exactly (discrete) and for
+  Gaussians; the lemma the smoothing certificate rests on.
+* :mod:`~georobust.theory.bounds` — Cohen et al.'s radius, Clopper–Pearson bounds, the radius
+  cap of n samples, exact radii of linear models, the Lipschitz margin radius.
+
+Layer 0: imports nothing else from georobust.
+"""
+
+from . import bounds, neyman_pearson
+from .bounds import (clopper_pearson_lower, clopper_pearson_upper, cohen_radius, linear_radius,
+                     lipschitz_radius, radius_cap, radius_from_votes, smoothed_counts)
+
+__all__ = ["bounds", "neyman_pearson", "clopper_pearson_lower", "clopper_pearson_upper", "cohen_radius",
+           "linear_radius", "lipschitz_radius", "radius_cap", "radius_from_votes", "smoothed_counts"]

@@ -1,0 +1,81 @@
+"""The paper profile's code paths, end to end, with shrunk budgets.
+
+The ``paper`` profile is meant for a GPU and hours of compute, so the test suite cannot run it as
+it is. But it takes code paths the ``tiny`` and ``quick`` profiles never take — full MNIST, LeNet,
+learning-rate milestones, the standard AutoAttack, radius caps at large n — and a bug there would
+only show after hours on a GPU (one did: a radius at the sampling cap, rounded to the log's five
+decimals, failed a check that allowed 1e-6). Each chapter is executed here under ``paper`` with
+every *budget* overridden to something small (epochs, images, samples, seeds) and every *choice*
+(model, dataset, attack version, milestones present) left as the paper profile has it.
+
+Needs full MNIST: set ``GEOROBUST_MNIST`` to a folder with its four IDX files (``.ci/run`` does).
+"""
+
+from __future__ import annotations
+
+import os
+
+import nbformat
+import pytest
+
+from conftest import copy_book_sources, hermetic_outputs
+
+MNIST = os.environ.get("GEOROBUST_MNIST")
+
+# budgets only: nothing here changes which code runs, only how much of it
+SHRUNK = {
+    "robustness-defined": {"n_train": 512, "n_test": 50, "epochs": 2, "pgd_steps": 5, "pgd_restarts": 1,
+                           "power_iters": 100, "eps_grid": [0.0, 0.5, 1.0]},
+    "neyman-pearson": {"n_candidates": 20000, "n_discrete_trials": 100},
+    "cohen-radius": {"n_mc": 200000, "n_linear": 200},
+    "certifying-in-practice": {"n_train": 512, "epochs": 2, "milestones": [1], "n_test": 5, "n": 2000,
+                               "predict_n": 2000, "batch_size": 2000, "n_grid": [100, 1000],
+                               "n_cap_images": 3, "n_matrix": 3, "n_attack": 3, "attack_steps": 3, "attack_m": 2},
+    "top-k-certification": {"n_train": 512, "epochs": 2, "milestones": [1], "n_test": 5, "n": 2000,
+                            "cert_batch": 2000, "n_checks": 20, "toy_configs": 3, "toy_directions": 4,
+                            "toy_radii": 4, "toy_mc": 20000},
+    "training-for-large-radii": {"n_train": 512, "n_test": 5, "epochs": 2, "milestones": [1], "n": 2000,
+                                 "cert_batch_size": 2000, "timing_rounds": 2, "soft_radius_k": 200,
+                                 "soft_radius_images": 3, "smoothadv_steps": 2, "smoothadv_warmup": 1,
+                                 "macer_k": 4},
+    "iso-geometry": {"num_classes": [2, 3], "n_points": 200, "n_paths": 2, "path_nodes": 16},
+    "variability": {"n_train": 512, "n_test": 40, "epochs": 2, "milestones": [1], "etas": [0.0, 0.5],
+                    "seeds": [0, 1], "separated_etas": [0.5], "attack_steps": 5, "attack_restarts": 1,
+                    "path_points": 5, "n_path_test": 30},
+    "regularizers-compared": {"n_train": 512, "n_test": 20, "seeds": [0], "epochs": 2, "milestones": [1],
+                              "at_steps": 3, "attack_steps": 5, "attack_restarts": 1, "n_autoattack": 4,
+                              "noise_draws": 1, "lip_points": 20, "lip_steps": 3, "cost_repeats": 1,
+                              "graph_points": 50, "linf_grid": [0.0, 0.1, 0.3], "l2_grid": [0.0, 1.0]},
+}
+
+
+def test_every_chapter_has_a_shrunk_paper_run():
+    from georobust.book.params import chapters
+
+    assert sorted(SHRUNK) == sorted(chapters())
+
+
+@pytest.fixture(scope="module")
+def paper_root(tmp_path_factory):
+    with hermetic_outputs(copy_book_sources(tmp_path_factory.mktemp("paper-book"))) as root:
+        yield root
+
+
+@pytest.mark.skipif(not MNIST, reason="set GEOROBUST_MNIST to a folder with real MNIST")
+@pytest.mark.parametrize("name", sorted(SHRUNK))
+def test_chapter_runs_the_paper_code_paths(paper_root, name):
+    from georobust.book import run_chapter
+    from georobust.book.params import resolve
+
+    overrides = {"data_root": MNIST, "device": "cpu", **SHRUNK[name]}
+    def kind(value):
+        return "sequence" if isinstance(value, (list, tuple)) else type(value).__name__
+
+    paper = resolve(name, "paper", {})
+    for key, value in SHRUNK[name].items():  # a budget, never a choice: a number or a list, like the paper's
+        assert kind(value) in ("int", "float", "sequence"), key
+        assert paper.values[key] is None or kind(paper.values[key]) == kind(value), key
+    run_chapter(name, "paper", overrides, book_dir=paper_root / "book", quiet=True)
+    nb = nbformat.read(paper_root / "book" / "chapters" / f"{name}.ipynb", as_version=4)
+    assert not [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert nb.metadata["georobust"]["profile"] == "paper"

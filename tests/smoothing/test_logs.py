@@ -1,0 +1,47 @@
+"""PREDICT logs and the logs a chapter redraws from: resumable, complete or refused with a clear error."""
+
+import pytest
+import torch
+from torch import nn
+
+from georobust.smoothing import Smooth, logs
+
+
+class _Halfspace(nn.Module):
+    """Class 1 if the first coordinate is positive (2 logits)."""
+
+    def forward(self, x):
+        s = x.flatten(1)[:, :1]
+        return torch.cat([-s, s], dim=1)
+
+
+def _smooth():
+    return Smooth(_Halfspace(), num_classes=2, sigma=0.5)
+
+
+def test_predict_log_resumes_to_the_uninterrupted_log(tmp_path):
+    xs = torch.tensor([[2.0, 0.0], [-2.0, 0.0], [0.01, 0.0], [3.0, 1.0]])
+    ys = torch.tensor([1, 0, 1, 1])
+    full = logs.predict_dataset(_smooth(), xs, ys, tmp_path / "full.tsv", n=200, alpha=0.01, batch_size=64,
+                              generator=torch.Generator().manual_seed(3), progress=False)
+    part = tmp_path / "part.tsv"
+    logs.predict_dataset(_smooth(), xs[:2], ys[:2], part, n=200, alpha=0.01, batch_size=64,
+                       generator=torch.Generator().manual_seed(3), progress=False)
+    with open(part, "a") as fh:
+        fh.write("2\t1\t")  # a torn line, as an interrupted run leaves
+    resumed = logs.predict_dataset(_smooth(), xs, ys, part, n=200, alpha=0.01, batch_size=64,
+                                 generator=torch.Generator().manual_seed(3), progress=False)
+    for key in ("idx", "label", "predict", "correct"):
+        assert resumed[key].tolist() == full[key].tolist(), key
+    assert full["predict"][0] == 1 and full["predict"][1] == 0  # far from the boundary: decided
+
+
+def test_missing_or_incomplete_logs_are_reported(tmp_path):
+    with pytest.raises(FileNotFoundError, match="is missing"):
+        logs.require_log(tmp_path / "absent.tsv", 3)
+    xs, ys = torch.tensor([[2.0, 0.0], [-2.0, 0.0]]), torch.tensor([1, 0])
+    logs.predict_dataset(_smooth(), xs, ys, tmp_path / "p.tsv", n=50, alpha=0.01, batch_size=50,
+                       generator=torch.Generator().manual_seed(0), progress=False)
+    with pytest.raises(ValueError, match="incomplete"):
+        logs.require_log(tmp_path / "p.tsv", 3, reader=logs.read_predict_log)
+    assert logs.is_complete(tmp_path / "p.tsv", 2, reader=logs.read_predict_log)
