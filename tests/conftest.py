@@ -27,11 +27,12 @@ def copy_book_sources(dest: Path) -> Path:
 
 @contextlib.contextmanager
 def hermetic_outputs(root: Path):
-    """Result logs and the model cache under ``root`` while inside (every model trained from
-    scratch); the environment is restored afterwards."""
-    saved = {k: os.environ.get(k) for k in ("GEOROBUST_RESULTS", "GEOROBUST_CACHE")}
+    """Result logs, committed-model stores and the model cache under ``root`` while inside (every
+    model trained from scratch); the environment is restored afterwards."""
+    saved = {k: os.environ.get(k) for k in ("GEOROBUST_RESULTS", "GEOROBUST_CACHE", "GEOROBUST_MODELS")}
     os.environ["GEOROBUST_RESULTS"] = str(root / "results")
     os.environ["GEOROBUST_CACHE"] = str(root / "cache")
+    os.environ["GEOROBUST_MODELS"] = str(root / "models")
     try:
         yield root
     finally:

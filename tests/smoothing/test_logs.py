@@ -45,3 +45,48 @@ def test_missing_or_incomplete_logs_are_reported(tmp_path):
     with pytest.raises(ValueError, match="incomplete"):
         logs.require_log(tmp_path / "p.tsv", 3, reader=logs.read_predict_log)
     assert logs.is_complete(tmp_path / "p.tsv", 2, reader=logs.read_predict_log)
+
+
+def test_certification_stopped_by_the_budget_resumes_to_the_uninterrupted_log(tmp_path):
+    """A budget of 0 minutes stops after every flushed group; rerunning until done writes the same
+    log as one uninterrupted run (times aside)."""
+    from georobust.core import budget
+    from georobust.smoothing import certify_dataset
+
+    xs = torch.tensor([[2.0, 0.0], [-2.0, 0.0], [0.01, 0.0], [3.0, 1.0], [-0.3, 2.0]])
+    ys = torch.tensor([1, 0, 1, 1, 0])
+    args = dict(n0=20, n=200, alpha=0.01, batch_size=110, progress=False)  # 4 examples per group
+    full = certify_dataset(_smooth(), xs, ys, tmp_path / "full.tsv", generator=torch.Generator().manual_seed(5),
+                           **args)
+    stops = 0
+    while True:
+        try:
+            with budget.budget(0):
+                part = certify_dataset(_smooth(), xs, ys, tmp_path / "part.tsv",
+                                       generator=torch.Generator().manual_seed(5), **args)
+            break
+        except budget.BudgetExhausted as err:
+            stops += 1
+            assert "4 of 5 examples" in str(err)
+    assert stops == 1
+    for key in ("idx", "label", "predict", "radius", "correct"):
+        assert part[key].tolist() == full[key].tolist(), key
+
+
+def test_predict_stopped_by_the_budget_resumes(tmp_path):
+    from georobust.core import budget
+
+    xs = torch.tensor([[2.0, 0.0], [-2.0, 0.0], [0.01, 0.0]])
+    ys = torch.tensor([1, 0, 1])
+    kw = dict(n=100, alpha=0.01, batch_size=64, progress=False)
+    full = logs.predict_dataset(_smooth(), xs, ys, tmp_path / "f.tsv", generator=torch.Generator().manual_seed(1), **kw)
+    stops = 0
+    while True:
+        try:
+            with budget.budget(0):
+                part = logs.predict_dataset(_smooth(), xs, ys, tmp_path / "p.tsv",
+                                            generator=torch.Generator().manual_seed(1), **kw)
+            break
+        except budget.BudgetExhausted:
+            stops += 1
+    assert stops == 2 and part["predict"].tolist() == full["predict"].tolist()

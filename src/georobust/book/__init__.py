@@ -14,10 +14,10 @@ Layer 2 (the top): may import from every other subpackage; nothing imports from 
 from . import chapter, figures, params, runner, runs, tables
 from .chapter import REPO_ROOT, Chapter
 from .params import ParameterError, resolve
-from .runner import ChapterFailed, build, main, run_chapter
+from .runner import ChapterFailed, ChapterIncomplete, build, main, run_chapter
 from .runs import open_run, read_run, update_run
 from .tables import markdown_table
 
 __all__ = ["chapter", "figures", "params", "runner", "runs", "tables", "REPO_ROOT", "Chapter", "ParameterError",
-           "resolve", "ChapterFailed", "build", "main", "run_chapter", "open_run", "read_run", "update_run",
+           "resolve", "ChapterFailed", "ChapterIncomplete", "build", "main", "run_chapter", "open_run", "read_run", "update_run",
            "markdown_table"]

@@ -40,6 +40,11 @@ def results_dir() -> Path:
     return Path(os.environ.get("GEOROBUST_RESULTS", REPO_ROOT / "data" / "results"))
 
 
+def models_dir() -> Path:
+    """Where the paper profile's trained models are committed: ``$GEOROBUST_MODELS`` or ``<repo>/data/models``."""
+    return Path(os.environ.get("GEOROBUST_MODELS", REPO_ROOT / "data" / "models"))
+
+
 def pick_device(name: str) -> torch.device:
     """``auto`` -> cuda, then mps, then cpu; a named device must be available."""
     if name == "auto":
@@ -162,13 +167,15 @@ class Chapter:
         plt.close(fig)
         return None
 
-    def log_path(self, filename: str) -> Path:
-        """Path of a result log of this chapter: ``data/results/<chapter>/<run>/<filename>``.
+    def model_store(self) -> Path | None:
+        """Folder of this chapter's committed models, ``data/models/<chapter>/paper/``, for the paper
+        profile run as it is (overrides of device, data_root or source only); None otherwise, and
+        such runs keep their models in the cache (:mod:`georobust.core.zoo`). Pass it to
+        :func:`georobust.core.zoo.trained` with a name."""
+        run = self._run_name()
+        return models_dir() / self.name / run if run == "paper" else None
 
-        ``<run>`` is the profile name, followed by a short hash of the overrides that change results
-        (all but ``device``, ``data_root`` and ``source``), so a run with ``-p`` overrides never
-        replaces the profile's own logs.
-        """
+    def _run_name(self) -> str:
         changed = {k: self.params.values[k] for k in self.params.overridden
                    if k not in ("device", "data_root", "source")}
         run = self.profile
@@ -177,4 +184,13 @@ class Chapter:
             import json
 
             run += "-" + hashlib.sha256(json.dumps(changed, sort_keys=True, default=str).encode()).hexdigest()[:8]
-        return results_dir() / self.name / run / filename
+        return run
+
+    def log_path(self, filename: str) -> Path:
+        """Path of a result log of this chapter: ``data/results/<chapter>/<run>/<filename>``.
+
+        ``<run>`` is the profile name, followed by a short hash of the overrides that change results
+        (all but ``device``, ``data_root`` and ``source``), so a run with ``-p`` overrides never
+        replaces the profile's own logs.
+        """
+        return results_dir() / self.name / self._run_name() / filename

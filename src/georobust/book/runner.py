@@ -4,16 +4,25 @@
     python -m georobust.book run --profile quick                 # every chapter
     python -m georobust.book run --chapter cohen-radius --profile quick -p sigma 0.25
     python -m georobust.book build                               # HTML, warnings as errors
+    python -m georobust.book run --profile paper --chapter certifying-in-practice \
+        -p data_root /path/to/mnist --budget-minutes 150          # a work session's share of a long run
 
 ``run`` validates every requested parameter before any work, converts ``notebooks/<chapter>.md``
 with jupytext, executes it with papermill (parameters ``profile`` and ``overrides``), hides the
 cell papermill injects, and writes ``book/chapters/<chapter>.ipynb`` atomically. Figures land in
 ``book/figures/``. ``build`` renders the executed chapters with Jupyter Book.
+
+``--budget-minutes M`` lets a long run (the paper profile on a CPU) work for about M minutes: past
+the deadline, training stops at its next epoch boundary and certification at its next log line
+(:mod:`georobust.core.budget`), with everything done saved (checkpoints, logs, committed models);
+the chapter is then not written — a partial run is never rendered as if complete — and the
+command exits with status 3, saying so. Running the same command again continues.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import subprocess
@@ -24,6 +33,7 @@ from pathlib import Path
 
 import yaml
 
+from ..core import budget
 from .chapter import REPO_ROOT
 from .params import ParameterError, chapters, declarations, describe, profiles, resolve
 
@@ -45,8 +55,13 @@ def validate(names: list[str], profile: str, overrides: dict) -> None:
 
 
 def run_chapter(name: str, profile: str = "quick", overrides: dict | None = None,
-                book_dir: Path | None = None, notebooks: Path = NOTEBOOKS, quiet: bool = False) -> Path:
-    """Execute one chapter with papermill; returns the executed notebook's path."""
+                book_dir: Path | None = None, notebooks: Path = NOTEBOOKS, quiet: bool = False,
+                budget_minutes: float | None = None) -> Path:
+    """Execute one chapter with papermill; returns the executed notebook's path.
+
+    With ``budget_minutes`` the chapter works for about that long (an already set
+    ``$GEOROBUST_DEADLINE`` is kept otherwise); if the budget runs out first it raises
+    :class:`ChapterIncomplete` and writes no executed notebook."""
     import jupytext
     import nbformat
     import papermill as pm
@@ -70,13 +85,17 @@ def run_chapter(name: str, profile: str = "quick", overrides: dict | None = None
         env_backup = os.environ.get("GEOROBUST_BOOK_DIR")
         os.environ["GEOROBUST_BOOK_DIR"] = str(book_dir)
         try:
-            pm.execute_notebook(
-                str(src_ipynb), str(executed),
-                parameters={"profile": profile, "overrides": overrides},
-                kernel_name="python3", cwd=str(notebooks), progress_bar=not quiet,
-                log_output=False, request_save_on_cell_execute=False,
-            )
+            ctx = budget.budget(budget_minutes) if budget_minutes is not None else contextlib.nullcontext()
+            with ctx:
+                pm.execute_notebook(
+                    str(src_ipynb), str(executed),
+                    parameters={"profile": profile, "overrides": overrides},
+                    kernel_name="python3", cwd=str(notebooks), progress_bar=not quiet,
+                    log_output=False, request_save_on_cell_execute=False,
+                )
         except pm.PapermillExecutionError as err:
+            if err.ename == "BudgetExhausted":
+                raise ChapterIncomplete(f"chapter {name!r} stopped at its time budget: {err.evalue}") from None
             failed = REPO_ROOT / "_build" / "failed" / f"{name}.ipynb"
             failed.parent.mkdir(parents=True, exist_ok=True)
             if executed.exists():
@@ -102,6 +121,13 @@ def run_chapter(name: str, profile: str = "quick", overrides: dict | None = None
 
 class ChapterFailed(RuntimeError):
     """A chapter notebook raised during execution."""
+
+
+class ChapterIncomplete(RuntimeError):
+    """A chapter stopped at its time budget; what it did is saved and a rerun continues."""
+
+
+EXIT_INCOMPLETE = 3
 
 
 def build(root: Path = REPO_ROOT, strict: bool = True) -> Path:
@@ -156,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                        help="override a parameter; VALUE is read as YAML (0.5, [0.25, 0.5], null)")
     p_run.add_argument("--book-dir", type=Path, default=None, help="where chapters/ and figures/ go (default book/)")
+    p_run.add_argument("--budget-minutes", type=float, default=None, metavar="M",
+                       help="work for about M minutes, then stop cleanly (exit 3); rerun to continue")
     p_build = sub.add_parser("build", help="build the HTML book with warnings as errors")
     p_build.add_argument("--root", type=Path, default=REPO_ROOT)
     p_all = sub.add_parser("all", help="run every chapter under --profile, then build")
@@ -170,14 +198,22 @@ def main(argv: list[str] | None = None) -> int:
             names = (getattr(args, "chapters", None) or chapters())
             overrides = {k: parse_value(v) for k, v in getattr(args, "param", [])}
             validate(names, args.profile, overrides)
-            for name in names:
-                t0 = time.perf_counter()
-                print(f"[georobust] running chapter {name} (profile {args.profile})", flush=True)
-                path = run_chapter(name, args.profile, overrides, getattr(args, "book_dir", None))
-                print(f"[georobust] {name}: {time.perf_counter() - t0:.0f} s -> {path}", flush=True)
+            minutes = getattr(args, "budget_minutes", None)
+            if minutes is not None and not minutes >= 0:
+                raise ParameterError(f"--budget-minutes must be >= 0; got {minutes!r}")
+            with budget.budget(minutes) if minutes is not None else contextlib.nullcontext():
+                for name in names:
+                    t0 = time.perf_counter()
+                    print(f"[georobust] running chapter {name} (profile {args.profile})", flush=True)
+                    path = run_chapter(name, args.profile, overrides, getattr(args, "book_dir", None))
+                    print(f"[georobust] {name}: {time.perf_counter() - t0:.0f} s -> {path}", flush=True)
         if args.command in ("build", "all"):
             index = build(getattr(args, "root", REPO_ROOT))
             print(f"[georobust] the book is at {index}")
+    except ChapterIncomplete as err:
+        print(f"[georobust] not complete: {err}\n[georobust] nothing was rendered for it; its checkpoints, "
+              "logs and stored models are saved: run the same command again to continue", file=sys.stderr)
+        return EXIT_INCOMPLETE
     except (ParameterError, ChapterFailed, FileNotFoundError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

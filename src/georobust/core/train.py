@@ -20,6 +20,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import budget
+
 
 def save_checkpoint(path: str | os.PathLike, **state) -> Path:
     """``torch.save(state)`` to ``path`` atomically (write to a temporary file, then rename)."""
@@ -103,7 +105,8 @@ def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, epoch
           milestones: tuple[int, ...] = (), gamma: float = 0.1, noise_sigma: float = 0.0,
           checkpoint: str | os.PathLike | None = None, progress: bool = True,
           desc: str = "train", objective: Callable | None = None,
-          after_step: Callable[[nn.Module], None] | None = None) -> list[dict]:
+          after_step: Callable[[nn.Module], None] | None = None,
+          after_epoch: Callable[[list[dict]], None] | None = None) -> list[dict]:
     """Train ``model`` in place (on its device) and return the per-epoch history.
 
     ``objective(model, x, y, generator) -> (loss, logits)`` replaces the default cross-entropy
@@ -112,7 +115,10 @@ def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, epoch
     starts). An objective that declares an ``epoch`` keyword also gets the 0-based epoch (also
     after a resumed run), for schedules such as a budget that ramps up. ``after_step(model)``
     runs after every optimizer step (e.g. a Parseval retraction).
-    If ``checkpoint`` exists the run resumes from it; it is rewritten after every epoch.
+    If ``checkpoint`` exists the run resumes from it; it is rewritten after every epoch, then
+    ``after_epoch(history)`` is called (e.g. to write a manifest) and the time budget is checked
+    (:func:`georobust.core.budget.check`: past the deadline, :class:`~georobust.core.budget.BudgetExhausted`
+    is raised at this epoch boundary, and a rerun resumes from the checkpoint).
     """
     for name, value, ok in (("epochs", epochs, epochs >= 1), ("lr", lr, lr > 0),
                             ("batch_size", batch_size, batch_size >= 1), ("noise_sigma", noise_sigma, noise_sigma >= 0)):
@@ -156,4 +162,8 @@ def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, epoch
         if checkpoint is not None:
             save_checkpoint(checkpoint, model=model.state_dict(), optimizer=opt.state_dict(),
                             scheduler=sched.state_dict(), epoch=epoch + 1, history=history)
+            if after_epoch is not None:
+                after_epoch(history)
+            if epoch + 1 < epochs:
+                budget.check(f"epoch {epoch + 1}/{epochs} of {desc} (checkpoint {checkpoint})")
     return history

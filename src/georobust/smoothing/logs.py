@@ -13,6 +13,8 @@ the numbers read from them.
 Both logs resume: lines are appended and flushed after each example (or group), a torn last line
 of an interrupted run is dropped when the log is reopened, and example idx draws its noise from a
 seed derived from (first draw of ``generator``, idx), so a resumed log equals an uninterrupted one.
+Past the deadline of a time budget (:mod:`georobust.core.budget`) they stop after a flushed line
+by raising :class:`~georobust.core.budget.BudgetExhausted`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..core import budget
 from .smooth import ABSTAIN, Smooth, _child_seeds, _model_device
 
 LOG_COLUMNS = ("idx", "label", "predict", "radius", "correct", "time")
@@ -111,6 +114,8 @@ def certify_dataset(smooth: Smooth, images: torch.Tensor, labels, log_path, n0: 
             fh.flush()
             os.fsync(fh.fileno())
             bar.update(len(idx))
+            if s + group < len(todo):
+                budget.check(f"{len(labels) - len(todo) + s + len(idx)} of {len(labels)} examples of {path}")
     return read_log(path)
 
 
@@ -161,13 +166,15 @@ def predict_dataset(smooth: Smooth, images: torch.Tensor, labels, log_path, n: i
 
     todo = [i for i in range(len(labels)) if i not in skip]
     with open(path, "a") as fh:
-        for i in tqdm(todo, disable=not progress, desc="predict"):
+        for k, i in enumerate(tqdm(todo, disable=not progress, desc="predict")):
             t0 = time.perf_counter()
             gen = torch.Generator().manual_seed(_example_seed(base, i))
             pred = smooth.predict(images[i].to(device), n, alpha, batch_size, gen)
             fh.write(f"{i}\t{labels[i]}\t{pred}\t{int(pred == labels[i])}\t{time.perf_counter() - t0:.4f}\n")
             fh.flush()
             os.fsync(fh.fileno())
+            if k + 1 < len(todo):
+                budget.check(f"{len(labels) - len(todo) + k + 1} of {len(labels)} examples of {path}")
     return read_predict_log(path)
 
 
