@@ -1,5 +1,6 @@
 """PREDICT logs and the logs a chapter redraws from: resumable, complete or refused with a clear error."""
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -90,3 +91,29 @@ def test_predict_stopped_by_the_budget_resumes(tmp_path):
         except budget.BudgetExhausted:
             stops += 1
     assert stops == 2 and part["predict"].tolist() == full["predict"].tolist()
+
+
+class _Constant(nn.Module):
+    def forward(self, x):
+        return torch.cat([torch.zeros(len(x), 1), torch.ones(len(x), 1)], dim=1)
+
+
+def test_radii_at_the_cap_are_recognized_at_the_logs_precision(tmp_path):
+    """A base classifier that always votes class 1 is certified exactly at the cap σΦ⁻¹(α^{1/n});
+    the log rounds it to 6 significant digits, and at_cap/within_cap compare at that precision.
+    A fixed tolerance (radius ≥ cap − 1e-6, the bug once in a chapter) misses some of them."""
+    from georobust.smoothing import at_cap, certify_dataset, within_cap
+    from georobust.theory.bounds import radius_cap
+
+    missed = 0
+    for sigma in (0.25, 0.5, 1.0, 1.37, 2.0, 3.3):
+        smooth = Smooth(_Constant(), num_classes=2, sigma=sigma)
+        log = certify_dataset(smooth, torch.zeros(3, 2), torch.tensor([1, 1, 1]), tmp_path / f"c{sigma}.tsv",
+                              n0=10, n=1000, alpha=0.001, batch_size=512, generator=torch.Generator().manual_seed(0),
+                              progress=False)
+        cap = float(radius_cap(sigma, 1000, 0.001))
+        assert at_cap(log["radius"], cap).all() and within_cap(log["radius"], cap)
+        assert not at_cap(log["radius"] - 1e-4 * sigma, cap).any()
+        assert not within_cap(log["radius"] + 1e-4 * sigma, cap)
+        missed += int(not np.all(log["radius"] >= cap - 1e-6))
+    assert missed > 0  # the fixed tolerance would have missed these

@@ -13,7 +13,7 @@ Layer 1: imports from ``core`` and ``theory`` only.
 
 from . import attack, logs, plots, smooth, training
 from .attack import pgd_on_smoothed, smooth_pgd_l2, smoothed_nll
-from .logs import (LOG_COLUMNS, PREDICT_COLUMNS, abstention_rate, attack_targets, average_certified_radius,
+from .logs import (LOG_COLUMNS, PREDICT_COLUMNS, abstention_rate, as_logged, at_cap, within_cap, attack_targets, average_certified_radius,
                    certified_accuracy, certify_dataset, is_complete, predict_dataset, read_log,
                    read_predict_log, require_log)
 from .plots import plot_certified_accuracy, plot_matrix, plot_radius_vs_n
@@ -22,7 +22,7 @@ from .smooth import (ABSTAIN, Smooth, certify_from_counts, certify_topk_from_cou
 from .training import consistency_objective, gaussian_objective, macer_objective, smoothadv_objective
 
 __all__ = ["attack", "logs", "plots", "smooth", "training", "pgd_on_smoothed", "smooth_pgd_l2", "smoothed_nll",
-           "LOG_COLUMNS", "PREDICT_COLUMNS", "abstention_rate", "attack_targets", "average_certified_radius",
+           "LOG_COLUMNS", "PREDICT_COLUMNS", "abstention_rate", "as_logged", "at_cap", "within_cap", "attack_targets", "average_certified_radius",
            "certified_accuracy", "certify_dataset", "is_complete", "predict_dataset", "read_log",
            "read_predict_log", "require_log", "plot_certified_accuracy", "plot_matrix", "plot_radius_vs_n",
            "ABSTAIN", "Smooth", "certify_from_counts", "certify_topk_from_counts", "predict_from_counts",

@@ -30,6 +30,7 @@ from ..core import budget
 from .smooth import ABSTAIN, Smooth, _child_seeds, _model_device
 
 LOG_COLUMNS = ("idx", "label", "predict", "radius", "correct", "time")
+RADIUS_FORMAT = ".6g"  # radii are logged to 6 significant digits
 PREDICT_COLUMNS = ("idx", "label", "predict", "correct", "time")
 
 
@@ -58,7 +59,7 @@ def read_log(path) -> dict[str, np.ndarray]:
 
 
 def _format_row(idx, label, pred, radius, correct, seconds):
-    return f"{idx}\t{label}\t{pred}\t{radius:.6g}\t{correct}\t{seconds:.4f}\n"
+    return f"{idx}\t{label}\t{pred}\t{radius:{RADIUS_FORMAT}}\t{correct}\t{seconds:.4f}\n"
 
 
 def _prepare_log(path: Path) -> set[int]:
@@ -213,6 +214,24 @@ def attack_targets(log: dict, count: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 # --------------------------------------------------------------------------- analysis
+def as_logged(radius) -> np.ndarray | float:
+    """``radius`` rounded as a certification log writes it (:data:`RADIUS_FORMAT`), so a value
+    computed in full precision (a radius cap, say) compares with logged radii at their precision."""
+    out = np.vectorize(lambda r: float(format(float(r), RADIUS_FORMAT)), otypes=[float])(np.asarray(radius, float))
+    return float(out) if out.ndim == 0 else out
+
+
+def at_cap(radii, cap) -> np.ndarray:
+    """Which logged radii sit at the sampling cap σΦ⁻¹(α^{1/n}) (every estimation sample voted for
+    the top class), compared at the log's precision: ``radii >= as_logged(cap)``."""
+    return np.asarray(radii, dtype=float) >= as_logged(cap)
+
+
+def within_cap(radii, cap) -> bool:
+    """Whether no logged radius exceeds the sampling cap, at the log's precision."""
+    return bool(np.all(np.asarray(radii, dtype=float) <= as_logged(cap)))
+
+
 def certified_accuracy(radii, correct, r_grid) -> np.ndarray:
     """Approximate certified accuracy at each r of ``r_grid``: the fraction of examples whose
     certified class is correct with radius ≥ r (Cohen et al. 2019)."""
