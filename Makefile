@@ -44,4 +44,4 @@ test: setup browser
 	$(PY) -m pytest
 
 clean:
-	rm -rf _build book/chapters/*.ipynb book/figures/*.pdf book/figures/*.png
+	rm -rf _build book/chapters/*.ipynb book/figures/*/

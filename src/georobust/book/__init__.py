@@ -18,8 +18,8 @@ from .chapter import REPO_ROOT, Chapter
 from .params import ParameterError, resolve
 from .runner import ChapterFailed, ChapterIncomplete, build, main, run_chapter
 from .runs import open_run, read_run, update_run
-from .tables import markdown_table
+from .tables import counted, markdown_table
 
 __all__ = ["chapter", "figures", "params", "published", "runner", "runs", "tables", "REPO_ROOT", "Chapter", "ParameterError",
            "resolve", "ChapterFailed", "ChapterIncomplete", "build", "main", "run_chapter", "open_run", "read_run", "update_run",
-           "markdown_table"]
+           "markdown_table", "counted"]

@@ -151,20 +151,39 @@ class Chapter:
         glue(key, value, display=display)
         return None
 
-    def figure(self, fig, name: str, glue: bool = True) -> None:
-        """Export ``fig`` as ``book/figures/<chapter>-<name>.{pdf,png}`` and glue it as ``fig-<name>``.
+    def figure_folder(self) -> Path:
+        """``book/figures/<run>/``: the profile's name, plus a hash of result-changing overrides
+        (as for logs), so a quick run never overwrites a paper run's figures."""
+        return book_dir() / "figures" / self._run_name()
 
-        File names are stable (they are cited from the papers); the PDF is byte-reproducible
-        (no creation date). Returns None, so a cell that ends with it shows nothing on the page.
+    def figure(self, fig, name: str, glue: bool = True, link: bool = True) -> None:
+        """Export ``fig`` as ``book/figures/<run>/<chapter>-<name>.{pdf,png}`` and glue it as ``fig-<name>``.
+
+        File names are stable (they are cited from the papers); the PDF's metadata say how it was
+        made (chapter, profile, overrides, data, commit) and it is byte-reproducible (no creation
+        date). With ``link`` the cell displays a download link to the PDF under its stable name.
+        Returns None, so a cell that ends with it shows nothing else on the page.
         """
         from .figures import export
 
-        export(fig, f"{self.name}-{name}", book_dir() / "figures")
+        stem = f"{self.name}-{name}"
+        p = self.provenance()
+        provenance = (f"georobust chapter {self.name}, figure {name}; profile {p['profile']}; overrides "
+                      f"{p['overrides']}; data {p['data']}; commit {p['georobust']}")
+        paths = export(fig, stem, self.figure_folder(), provenance=provenance, creator=f"georobust {__version__}")
         if glue:
             self.glue(f"fig-{name}", fig, display=False)
         import matplotlib.pyplot as plt
 
         plt.close(fig)
+        if link:
+            rel = os.path.relpath(paths["pdf"], book_dir() / "chapters").replace(os.sep, "/")
+            try:
+                from IPython.display import Markdown, display
+            except ImportError:
+                return None
+            display(Markdown(f"Figure file: {{download}}`{stem}.pdf <{rel}>` ({self.profile} profile; "
+                             "the PDF's metadata say how it was made)"))
         return None
 
     def model_store(self) -> Path | None:
