@@ -199,7 +199,7 @@ def test_book_builds_with_warnings_as_errors(built_book):
         assert "cdn.jsdelivr.net/npm/mathjax" not in page.read_text(encoding="utf-8"), page
 
 
-PAGES = ["book/intro", "book/bibliography"] + [f"book/chapters/{c}" for c in CHAPTERS]
+PAGES = ["book/intro", "book/run-it-yourself", "book/bibliography"] + [f"book/chapters/{c}" for c in CHAPTERS]
 
 
 @pytest.mark.parametrize("page", PAGES)

@@ -143,3 +143,29 @@ def test_separated_step_trains_and_lowers_the_penalty():
           after_step=step.after_step, progress=False)
     with torch.no_grad():
         assert pen(model, x, None).item() < start
+
+
+@pytest.mark.parametrize("bad", ["value", "gradient"])
+def test_a_non_finite_penalty_step_is_skipped_and_counted(bad):
+    """Near the Fisher chart's pole the penalty's gradient overflows; the step must leave the
+    weights finite (and unchanged) instead of turning them into NaN."""
+    x, y = _data(8)
+    model = models.build("small_cnn", seed=0)
+
+    def pen(m, xx, g):
+        out = m(xx).sum()
+        if bad == "value":
+            return out * float("inf")
+        return out + (m(xx)[0, 0] * 0).sqrt()  # a finite value (sqrt(0) = 0) whose gradient is NaN
+
+    step = SeparatedStep(pen, 0.5, 0.1)
+    if bad == "gradient":
+        probe = pen(model, x, None)
+        grads = torch.autograd.grad(probe, list(model.parameters()))
+        assert torch.isfinite(probe) and not all(bool(torch.isfinite(g).all()) for g in grads)
+    step.objective(model, x, y)
+    before = [p.clone() for p in model.parameters()]
+    step.after_step(model)
+    assert step.skipped == 1
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), before))
+    assert all(bool(torch.isfinite(p).all()) for p in model.parameters())

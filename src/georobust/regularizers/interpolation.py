@@ -146,6 +146,11 @@ class SeparatedStep:
     :func:`georobust.core.train.train`; the objective remembers the batch (and the generator) that the
     penalty step then uses. With η = 0 the penalty step is skipped (plain cross-entropy training).
     ``last_penalty`` holds the penalty value before the most recent penalty step.
+
+    A penalty step whose value or gradient is not finite is skipped and counted in ``skipped``:
+    near the pole of the Fisher chart (a network saturated on the last class, ρ = 1 − √θ_c → 0)
+    the chart's derivative overflows in float32, and one such step would turn every weight into
+    NaN for the rest of training.
     """
 
     def __init__(self, penalty: Callable, eta: float, lr: float):
@@ -156,6 +161,7 @@ class SeparatedStep:
         self.penalty, self.eta, self.lr = penalty, float(eta), float(lr)
         self._batch = None
         self.last_penalty = float("nan")
+        self.skipped = 0
 
     def objective(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, generator=None):
         """(1 − η)·CE on the batch (the optimizer's step); remembers the batch for :meth:`after_step`."""
@@ -172,9 +178,13 @@ class SeparatedStep:
         with torch.enable_grad():
             value = self.penalty(model, x, generator)
             grads = torch.autograd.grad(self.eta * value, params, allow_unused=True)
+        self.last_penalty = float(value.detach())
+        self._batch = None
+        if not math.isfinite(self.last_penalty) or any(g is not None and not bool(torch.isfinite(g).all())
+                                                       for g in grads):
+            self.skipped += 1
+            return
         with torch.no_grad():
             for p, g in zip(params, grads):
                 if g is not None:
                     p.sub_(self.lr * g)
-        self.last_penalty = float(value.detach())
-        self._batch = None
