@@ -7,11 +7,13 @@ PROFILE    ?= quick
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 PY         := $(VENV)/bin/python
 
-.PHONY: book test setup chapters html browser clean help
+.PHONY: book test setup chapters html browser clean help paper-session
 
 help:
 	@echo "make book   set up, execute every chapter under PROFILE=$(PROFILE), build the HTML"
 	@echo "make test   set up, run the test suite (tiny profile, strict build, headless Chromium)"
+	@echo "make paper-session CHAPTER=... DATA=/path/to/mnist MINUTES=150 [DEVICE=cuda] [OUT=dir]"
+	@echo "            a budgeted share of a paper-profile run; copies models and logs to OUT if given"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,3 +47,20 @@ test: setup browser
 
 clean:
 	rm -rf _build book/chapters/*.ipynb book/figures/*/
+
+# A budgeted share of a long paper-profile run (README: "A long run, a work session at a time").
+# It stops cleanly after about MINUTES (exit 3 = not complete yet, which is not an error here),
+# leaves data/models/<chapter>/paper and data/results/<chapter>/paper ready to commit and, with
+# OUT set (a lent GPU machine's output folder), copies them there to bring them back.
+CHAPTER ?= certifying-in-practice
+MINUTES ?= 150
+DEVICE  ?= auto
+DATA    ?= $(GEOROBUST_DATA)
+OUT     ?=
+paper-session: setup
+	@test -n "$(DATA)" || { echo "set DATA=/path/to/mnist (the folder with the four IDX files)"; exit 2; }
+	$(PY) -m georobust.book run --profile paper --chapter $(CHAPTER) -p data_root $(DATA) -p device $(DEVICE) \
+	    --budget-minutes $(MINUTES) || test $$? -eq 3
+	@if [ -n "$(OUT)" ]; then mkdir -p $(OUT) && for d in models results; do \
+	    if [ -d data/$$d/$(CHAPTER)/paper ]; then mkdir -p $(OUT)/$$d/$(CHAPTER) && \
+	    cp -r data/$$d/$(CHAPTER)/paper $(OUT)/$$d/$(CHAPTER)/; fi; done; echo "copied to $(OUT)"; fi

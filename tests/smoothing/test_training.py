@@ -11,7 +11,7 @@ from georobust.core import models, zoo
 from georobust.smoothing.attack import smoothed_nll
 from georobust.smoothing.training import (consistency_objective, gaussian_objective, macer_objective,
                                        smoothadv_objective, soft_smoothed_radius, soft_votes_against_hard,
-                                       step_seconds, train_generator, trained_with_history)
+                                       step_seconds, train_generator)
 from georobust.core.train import train
 
 
@@ -261,7 +261,7 @@ def test_bad_hyperparameters(factory, kwargs, name):
         factory(**kwargs)
 
 
-def test_trained_with_history_shares_the_zoo_cache(tmp_path, monkeypatch):
+def test_a_cached_objective_model_comes_back_with_its_history(tmp_path, monkeypatch):
     monkeypatch.setenv("GEOROBUST_CACHE", str(tmp_path))
     x, y = batch(40)
     kw = dict(data_name="random", epochs=2, lr=0.1, batch_size=20, seed=0, progress=False)
@@ -274,13 +274,13 @@ def test_trained_with_history_shares_the_zoo_cache(tmp_path, monkeypatch):
         raise AssertionError("the model should come from the cache")
 
     # same configuration key as zoo.trained: loaded, not retrained, with the history of that run
-    net2, history = trained_with_history("linear", x, y, objective=never, objective_key=obj.key, **kw)
+    net2, history = zoo.trained("linear", x, y, objective=never, objective_key=obj.key, return_history=True, **kw)
     assert not calls
     assert [h["epoch"] for h in history] == [1, 2] and all(h["seconds"] > 0 for h in history)
     for p, q in zip(net.parameters(), net2.parameters()):
         assert torch.equal(p, q)
     # a different key trains a new model
-    _, history2 = trained_with_history("linear", x, y, noise_sigma=0.5, **kw)
+    _, history2 = zoo.trained("linear", x, y, noise_sigma=0.5, return_history=True, **kw)
     assert len(history2) == 2
     assert len(list((tmp_path / "models").glob("*.pt"))) == 2
 

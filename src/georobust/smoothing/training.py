@@ -19,8 +19,8 @@ classifier) for several.
 * :func:`consistency_objective` — consistency regularization (Jeong & Shin, NeurIPS 2020):
   cross-entropy on m noisy copies + λ·KL(mean ∥ each) + η·entropy of the mean.
 
-:func:`trained_with_history` trains (or loads) a model in :mod:`georobust.core.zoo`'s cache and also
-returns its per-epoch history, with the measured seconds of every epoch; :func:`step_seconds`
+Models are trained (or loaded) with :func:`georobust.core.zoo.trained`, whose ``return_history=True``
+also gives the per-epoch history with the measured seconds of every epoch; :func:`step_seconds`
 measures the cost of a training step of several objectives on equal terms.
 """
 
@@ -291,22 +291,6 @@ def consistency_objective(sigma: float, m: int = 2, lam: float = 10.0, eta: floa
 
 
 # --------------------------------------------------------------------------- cached training
-def trained_with_history(model_name: str, images: torch.Tensor, labels: torch.Tensor, *, data_name: str,
-                         epochs: int, lr: float, batch_size: int = 128, seed: int = 0,
-                         milestones: tuple[int, ...] = (), noise_sigma: float = 0.0, objective=None,
-                         objective_key: str | None = None, device="cpu", progress: bool = True,
-                         desc: str | None = None) -> tuple[nn.Module, list[dict]]:
-    """:func:`georobust.core.zoo.trained` (same cache folder, same configuration key, so the two share
-    checkpoints) that also returns the per-epoch history ``[{epoch, loss, train_acc, seconds}]``
-    stored in the checkpoint — the measured seconds of each epoch of the run that trained it, even
-    when the model now comes from the cache. Resumes an interrupted run like ``zoo.trained``.
-    """
-    return zoo.trained(model_name, images, labels, data_name=data_name, epochs=epochs, lr=lr,
-                       batch_size=batch_size, seed=seed, milestones=milestones, noise_sigma=noise_sigma,
-                       objective=objective, objective_key=objective_key, device=device, progress=progress,
-                       desc=desc, return_history=True)
-
-
 # --------------------------------------------------------------------------- training cost
 def step_seconds(runs: dict, images: torch.Tensor, labels: torch.Tensor, *, batch_size: int, lr: float,
                  rounds: int, seed: int = 0, epoch: int = 0, warmup_rounds: int = 1) -> dict[str, list[float]]:
