@@ -37,7 +37,7 @@ def inputs(n: int = 6, seed: int = 1) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- brute force
-def brute_fisher(model, x, eps=EPS, invariant=False):
+def brute_fisher(model, x, eps=EPS, invariant=False, radius=1.0):
     """α from the paper's formulas, one input at a time, J from autograd.functional.jacobian."""
     out = []
     for xn in x:
@@ -48,7 +48,7 @@ def brute_fisher(model, x, eps=EPS, invariant=False):
         t = tmap(xn)
         p = F.softmax(model(xn), -1)
         rho = 2 / (1 + (t / 2).pow(2).sum())
-        delta = 2 * torch.arccos((p / len(p)).sqrt().sum())
+        delta = radius * 2 * torch.arccos((p / len(p)).sqrt().sum())  # the target radius
         m = len(p) - 1
         if invariant:
             B = rho ** 2 * J @ J.T - delta ** 2 / eps ** 2 * torch.eye(m, dtype=DT)
@@ -314,3 +314,17 @@ def test_bad_labels():
         obj(mlp(3), inputs(), torch.zeros(5, dtype=torch.long), None)
     with pytest.raises(ValueError, match="y"):
         obj(mlp(3), inputs(), torch.zeros(6), None)
+
+
+@pytest.mark.parametrize("invariant", [False, True])
+def test_half_delta_target_matches_its_definition(invariant):
+    """target="half-delta" is ε²‖A − (δ/2)²/(ρ²ε²) I‖ (and its invariant form), from the definition."""
+    model, x = mlp(4), inputs()
+    got = iso_penalty(model, x, EPS, "exact", invariant=invariant, target="half-delta", reduction="none")
+    torch.testing.assert_close(got, brute_fisher(model, x, invariant=invariant, radius=0.5))
+    plain = iso_penalty(model, x, EPS, "exact", invariant=invariant, reduction="none")
+    assert not torch.allclose(got, plain)  # the two targets are different penalties
+    sq = iso_penalty(model, x, EPS, "exact", invariant=invariant, target="half-delta", squared=True, reduction="none")
+    torch.testing.assert_close(sq, got ** 2)
+    with pytest.raises(ValueError, match="target must be one of delta, half-delta"):
+        iso_penalty(model, x, EPS, target="quarter")

@@ -280,19 +280,30 @@ def _jvp(model, x, eps, chart, invariant, num_classes, num_probes, generator, sq
     return (eps ** 4 * sq if squared else _alpha_from_sq(sq.clamp(min=0), eps)), z
 
 
+TARGETS = {"delta": 1.0, "half-delta": 0.5}  # target radius of the image of the eps-ball, in units of delta
+
+
 def _iso(model, x, eps, method, metric, num_samples, num_probes, generator, invariant, num_classes,
-         reduction="mean", squared=False):
+         reduction="mean", squared=False, target="delta"):
     eps = _check_eps(eps)
     _check_options(method, metric, num_samples, num_probes, reduction)
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {', '.join(TARGETS)}; got {target!r}")
+    # A target radius k·δ is the target δ at budget ε/k: ε²‖A − k²δ²/(ρ²ε²)I‖ = k²·(ε/k)²‖A − δ²/(ρ²(ε/k)²)I‖
+    # (likewise for the invariant form), so the penalty is k² times the penalty at ε/k.
+    k = TARGETS[target]
+    eps, scale = eps / k, k ** 2
     chart = CHARTS[metric]
     if method == "fast":
         if reduction == "none" or squared:
             raise ValueError("method='fast' estimates the batch mean of alpha only: use reduction='mean', squared=False")
-        return _fast(model, x, eps, chart, invariant, num_classes, num_samples, generator)
+        value, z = _fast(model, x, eps, chart, invariant, num_classes, num_samples, generator)
+        return scale * value, z
     if method == "exact":
         values, z = _exact(model, x, eps, chart, invariant, num_classes, squared)
     else:
         values, z = _jvp(model, x, eps, chart, invariant, num_classes, num_probes, generator, squared)
+    values = values * (scale ** 2 if squared else scale)
     return (values.mean() if reduction == "mean" else values), z
 
 
@@ -301,7 +312,7 @@ def iso_penalty(model: nn.Module, x: torch.Tensor, eps: float, method: str = "ex
                 metric: str = "fisher", num_samples: int = 3, num_probes: int = 8,
                 generator: torch.Generator | None = None, invariant: bool = False,
                 num_classes: int | None = None, reduction: str = "mean",
-                squared: bool = False) -> torch.Tensor:
+                squared: bool = False, target: str = "delta") -> torch.Tensor:
     """The ISO penalty α(x, f) = ε²‖J̃J̃ᵀ − δ²/(ρ²ε²) I‖_F of ``model`` at ``x``, batch mean.
 
     Differentiable with respect to the model's parameters through the Jacobian itself.
@@ -314,9 +325,13 @@ def iso_penalty(model: nn.Module, x: torch.Tensor, eps: float, method: str = "ex
     variant ε²‖ρ²J̃J̃ᵀ − δ²/ε² I‖_F. ``reduction="none"`` gives per-input values (``"exact"``,
     ``"jvp"``); ``squared=True`` gives α² (per input, or its batch mean). ``num_classes``, when
     given, is checked against the model's output.
+
+    ``target``: the radius the ε-ball should map onto, ``"delta"`` (δ(x), the target λ =
+    δ²/(ρ²ε²) that Shi-Garrier et al. derive, transcribed by this book) or ``"half-delta"`` (δ(x)/2,
+    λ = δ²/(4ρ²ε²), reported by a reader to be what the authors' released code uses).
     """
     return _iso(model, x, eps, method, metric, num_samples, num_probes, generator, invariant,
-                num_classes, reduction, squared)[0]
+                num_classes, reduction, squared, target)[0]
 
 
 def iso_euclidean_penalty(model: nn.Module, x: torch.Tensor, eps: float, method: str = "exact",
@@ -334,7 +349,7 @@ def iso_euclidean_penalty(model: nn.Module, x: torch.Tensor, eps: float, method:
 
 def iso_objective(eps: float, eta: float, method: str = "fast", *, metric: str = "fisher",
                   num_samples: int = 3, num_probes: int = 8, invariant: bool = False,
-                  num_classes: int | None = None) -> Callable:
+                  num_classes: int | None = None, target: str = "delta") -> Callable:
     """An ``objective`` for :func:`georobust.core.train.train`: (1 − η)·CE + η·ISO penalty.
 
     Returns ``fn(model, x, y, generator) -> (loss, logits)``; ``generator`` drives the random
@@ -343,6 +358,8 @@ def iso_objective(eps: float, eta: float, method: str = "fast", *, metric: str =
     """
     eps, eta = _check_eps(eps), _check_eta(eta)
     _check_options(method, metric, num_samples, num_probes, "mean")
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {', '.join(TARGETS)}; got {target!r}")
 
     def objective(model, x, y, generator=None):
         check_input(x)
@@ -354,7 +371,7 @@ def iso_objective(eps: float, eta: float, method: str = "fast", *, metric: str =
             check_logits(z, x.shape[0], num_classes)
             return F.cross_entropy(z, y), z
         penalty, z = _iso(model, x, eps, method, metric, num_samples, num_probes, generator,
-                          invariant, num_classes)
+                          invariant, num_classes, target=target)
         return (1 - eta) * F.cross_entropy(z, y) + eta * penalty, z
 
     return objective
