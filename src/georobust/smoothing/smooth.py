@@ -31,6 +31,7 @@ from scipy.special import ndtr, ndtri
 from torch import nn
 
 from ..theory.bounds import clopper_pearson_lower, clopper_pearson_upper, cohen_radius
+from ..theory.radii import NATURAL_NORM, check_noise, laplace_scale, noise_radius, uniform_half_width
 
 ABSTAIN = -1
 _SEED_HIGH = 1 << 62
@@ -48,19 +49,24 @@ def predict_from_counts(counts, alpha: float) -> int:
     return int(top2[0])
 
 
-def certify_from_counts(selection_counts, estimation_counts, alpha: float, sigma: float):
+def certify_from_counts(selection_counts, estimation_counts, alpha: float, sigma: float,
+                        noise: str = "gaussian"):
     """CERTIFY's answer from counts (rows: inputs, columns: classes).
 
     ĉ_A = argmax of the selection counts; p̲_A = one-sided (1−α) Clopper–Pearson lower bound
-    from the estimation count of ĉ_A; ABSTAIN (radius 0) if p̲_A < 1/2, else (ĉ_A, σΦ⁻¹(p̲_A)).
-    Returns numpy arrays (classes int64, radii float64).
+    from the estimation count of ĉ_A; ABSTAIN (radius 0) if p̲_A < 1/2, else (ĉ_A, R(p̲_A)) with
+    R the radius of ``noise`` in its natural norm (:func:`georobust.theory.radii.noise_radius`):
+    σΦ⁻¹(p̲_A) in ℓ2 for Gaussian noise. Returns numpy arrays (classes int64, radii float64).
     """
     sel, est = np.atleast_2d(selection_counts), np.atleast_2d(estimation_counts)
     c_hat = sel.argmax(1)
     n_a = est[np.arange(len(est)), c_hat]
     p_lower = np.atleast_1d(clopper_pearson_lower(n_a, est.sum(1), alpha))
     ok = p_lower >= 0.5
-    radii = np.where(ok, cohen_radius(sigma, np.where(ok, p_lower, 0.5)), 0.0)
+    if check_noise(noise) == "gaussian":
+        radii = np.where(ok, cohen_radius(sigma, np.where(ok, p_lower, 0.5)), 0.0)
+    else:
+        radii = np.where(ok, noise_radius(noise, sigma, np.where(ok, p_lower, 0.5)), 0.0)
     return np.where(ok, c_hat, ABSTAIN).astype(np.int64), np.atleast_1d(radii).astype(np.float64)
 
 
@@ -169,18 +175,28 @@ def _chunks(num, per, batch_size):
 
 
 class Smooth:
-    """The Gaussian-smoothed classifier g of a base classifier f (Cohen et al. 2019).
+    """The smoothed classifier g of a base classifier f (Cohen et al. 2019), with Gaussian noise by
+    default, or Laplace or uniform noise (Yang et al., "Randomized Smoothing of All Shapes and
+    Sizes", ICML 2020).
 
     ``base_classifier`` maps a batch (m, *input_shape) to logits (m, num_classes); it is put in
     eval mode and run under ``torch.inference_mode()``. Inputs set the device and dtype of the
     noise; the base classifier must live on the same device. ``input_shape`` (optional) is the
     shape of one input; when given, inputs of another shape (e.g. with a batch dimension where one
     input is expected) are refused, otherwise only shapes the base classifier rejects are.
+
+    ``noise``: ``"gaussian"`` (N(0, σ²) per coordinate), ``"laplace"`` (scale σ/√2) or
+    ``"uniform"`` (on [−σ√3, σ√3]): ``sigma`` is the **per-coordinate standard deviation** for
+    every noise, so noises compare at equal variance. CERTIFY returns the radius in the noise's
+    natural norm, ``smooth.norm``: ``"l2"`` for Gaussian, ``"l1"`` for Laplace and uniform
+    (:mod:`georobust.theory.radii` gives the radii in the other norms each noise certifies).
+    The Gaussian noise stream is unchanged by this option (same draws as before it existed).
     """
 
     ABSTAIN = ABSTAIN
 
-    def __init__(self, base_classifier: nn.Module, num_classes: int, sigma: float, input_shape=None):
+    def __init__(self, base_classifier: nn.Module, num_classes: int, sigma: float, input_shape=None,
+                 noise: str = "gaussian"):
         if not callable(base_classifier):
             raise ValueError(f"base_classifier must be a callable nn.Module; got {type(base_classifier).__name__}")
         self.base_classifier = base_classifier
@@ -188,7 +204,20 @@ class Smooth:
         if isinstance(sigma, bool) or not isinstance(sigma, (int, float, np.floating)) or not 0 < sigma < np.inf:
             raise ValueError(f"sigma must be a finite number > 0; got {sigma!r}")
         self.sigma = float(sigma)
+        self.noise = check_noise(noise)
+        self.norm = NATURAL_NORM[self.noise]
         self.input_shape = None if input_shape is None else tuple(int(s) for s in input_shape)
+
+    def _draw(self, out: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Fill ``out`` with the noise (per-coordinate standard deviation σ) from ``generator``."""
+        if self.noise == "gaussian":
+            return out.normal_(0.0, self.sigma, generator=generator)
+        if self.noise == "uniform":
+            lam = uniform_half_width(self.sigma)
+            return out.uniform_(-lam, lam, generator=generator)
+        # Laplace(b) = b·(E₁ − E₂) with E₁, E₂ independent standard exponentials
+        other = torch.empty_like(out).exponential_(1.0, generator=generator)
+        return out.exponential_(1.0, generator=generator).sub_(other).mul_(laplace_scale(self.sigma))
 
     # ------------------------------------------------------------------ public API
     def predict(self, x: torch.Tensor, n: int, alpha: float, batch_size: int, generator=None) -> int:
@@ -208,11 +237,13 @@ class Smooth:
 
         Selection: the top class ĉ_A of n0 noisy samples. Estimation: n fresh, independent samples;
         p̲_A = one-sided (1−α) Clopper–Pearson lower bound on P[f(x+ε) = ĉ_A]. Returns
-        (ABSTAIN, 0.0) if p̲_A < 1/2, else (ĉ_A, σΦ⁻¹(p̲_A)).
+        (ABSTAIN, 0.0) if p̲_A < 1/2, else (ĉ_A, R(p̲_A)): σΦ⁻¹(p̲_A) for Gaussian noise, the
+        ℓ1 radii of :mod:`georobust.theory.radii` for Laplace and uniform noise.
 
         Guarantee: with probability at least 1−α over the sampling, if a class is returned, the
-        smoothed classifier g predicts it at every point of the open ℓ2 ball of the returned
-        radius around x (Cohen et al. 2019, Theorem 1 and Proposition 2).
+        smoothed classifier g predicts it at every point of the open ball of the returned radius
+        around x in the norm ``self.norm`` (Cohen et al. 2019, Theorem 1 and Proposition 2; Yang
+        et al. 2020 for Laplace and uniform noise).
         """
         classes, radii = self.certify_batch(self._as_batch(x, single=True), n0, n, alpha, batch_size, generator)
         return int(classes[0]), float(radii[0])
@@ -250,6 +281,9 @@ class Smooth:
     def certify_topk_batch(self, xs, k: int, n0: int, n: int, alpha: float, batch_size: int,
                            generator=None, labels=None):
         """:meth:`certify_topk` for every row of ``xs``; ``labels`` (length B) or None."""
+        if self.noise != "gaussian":
+            raise ValueError(f"noise: the top-k certificate (Jia et al. 2020) is derived for Gaussian noise; "
+                             f"this Smooth uses {self.noise!r}")
         xs = self._as_batch(xs, single=False)
         k = _check_int("k", k, 1, self.num_classes - 1)
         n0, n, alpha, batch_size = self._check_sampling(n0, n, alpha, batch_size)
@@ -264,7 +298,7 @@ class Smooth:
     # ------------------------------------------------------------------ internals
     def _certify_seeded(self, xs, seeds, n0, n, alpha, batch_size):
         counts = self.sample_counts(xs, seeds, n0, n, batch_size)
-        c, r = certify_from_counts(counts[:, 0], counts[:, 1], alpha, self.sigma)
+        c, r = certify_from_counts(counts[:, 0], counts[:, 1], alpha, self.sigma, self.noise)
         return torch.from_numpy(c), torch.from_numpy(r)
 
     @staticmethod
@@ -314,7 +348,7 @@ class Smooth:
                 for i, start, length in chunk:
                     if i not in gens:
                         gens[i] = torch.Generator(device=xs.device).manual_seed(seeds[i])
-                    buf[off:off + length].normal_(0.0, self.sigma, generator=gens[i]).add_(xs[i])
+                    self._draw(buf[off:off + length], gens[i]).add_(xs[i])
                     if start + length == per:
                         del gens[i]  # input i has drawn all its n0 + n samples
                     n_sel = min(max(n0 - start, 0), length)  # its draws before n0 are selection draws
