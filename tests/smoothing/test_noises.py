@@ -201,3 +201,24 @@ def test_bad_noise_arguments_are_refused_by_name():
         radii.noise_radius("laplace", 0.0, 0.9)
     with pytest.raises(ValueError, match="noise: the top-k certificate"):
         Smooth(model, 3, SIGMA, noise="laplace").certify_topk(torch.zeros(2), 1, 10, 10, 0.1, 10)
+
+
+def test_noise_augmentation_draws_the_smoothing_noise():
+    from georobust.smoothing import fill_noise, gaussian_objective, noise_objective
+    assert noise_objective("gaussian", 0.25) == gaussian_objective(0.25)
+    obj = noise_objective("laplace", SIGMA)
+    assert obj.key == "noise-augmentation(noise='laplace', sigma=0.5)"
+    seen = []
+
+    class Net(nn.Module):
+        def forward(self, z):
+            seen.append(z.clone())
+            return torch.zeros(len(z), 2, dtype=z.dtype, requires_grad=True)
+
+    x = torch.zeros(4000, 3, dtype=torch.float64)
+    obj(Net(), x, torch.zeros(4000, dtype=torch.long), torch.Generator().manual_seed(1))
+    expected = fill_noise(torch.empty_like(x), "laplace", SIGMA, torch.Generator().manual_seed(1))
+    assert torch.equal(seen[0], expected)
+    assert stats.kstest(seen[0][:, 0].numpy(), stats.laplace(scale=SIGMA / math.sqrt(2)).cdf).pvalue > SIGNIFICANCE
+    with pytest.raises(ValueError, match="noise must be one of"):
+        noise_objective("gauss", 0.5)

@@ -17,13 +17,14 @@ from .logs import (LOG_COLUMNS, PREDICT_COLUMNS, abstention_rate, as_logged, at_
                    certified_accuracy, certify_dataset, is_complete, predict_dataset, read_log,
                    read_predict_log, require_log)
 from .plots import plot_certified_accuracy, plot_matrix, plot_radius_vs_n
-from .smooth import (ABSTAIN, Smooth, certify_from_counts, certify_topk_from_counts, predict_from_counts,
+from .smooth import (ABSTAIN, Smooth, certify_from_counts, fill_noise, certify_topk_from_counts, predict_from_counts,
                      topk_radius)
-from .training import consistency_objective, gaussian_objective, macer_objective, smoothadv_objective
+from .training import consistency_objective, gaussian_objective, macer_objective, noise_objective, smoothadv_objective
 
 __all__ = ["attack", "logs", "plots", "smooth", "training", "pgd_on_smoothed", "smooth_pgd_l2", "smoothed_nll",
            "LOG_COLUMNS", "PREDICT_COLUMNS", "abstention_rate", "as_logged", "at_cap", "within_cap", "attack_targets", "average_certified_radius",
            "certified_accuracy", "certify_dataset", "is_complete", "predict_dataset", "read_log",
            "read_predict_log", "require_log", "plot_certified_accuracy", "plot_matrix", "plot_radius_vs_n",
            "ABSTAIN", "Smooth", "certify_from_counts", "certify_topk_from_counts", "predict_from_counts",
-           "topk_radius", "consistency_objective", "gaussian_objective", "macer_objective", "smoothadv_objective"]
+           "topk_radius", "consistency_objective", "gaussian_objective", "macer_objective", "noise_objective",
+           "smoothadv_objective", "fill_noise"]

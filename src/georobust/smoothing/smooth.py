@@ -123,6 +123,22 @@ def certify_topk_from_counts(selection_counts, estimation_counts, alpha, sigma, 
     return np.where(ok, lab, ABSTAIN).astype(np.int64), np.where(ok, radii, 0.0)
 
 
+# --------------------------------------------------------------------------- noise
+def fill_noise(out: torch.Tensor, noise: str, sigma: float, generator: torch.Generator | None) -> torch.Tensor:
+    """Fill ``out`` in place with i.i.d. ``noise`` of per-coordinate standard deviation ``sigma``,
+    drawn from ``generator``, and return it: N(0, σ²) (``normal_``); uniform on [−σ√3, σ√3]
+    (``uniform_``); Laplace of scale σ/√2 as b·(E₁ − E₂), E₁, E₂ standard exponentials (two
+    ``exponential_`` draws). Smoothing and noise-augmented training draw through this one function."""
+    noise = check_noise(noise)
+    if noise == "gaussian":
+        return out.normal_(0.0, sigma, generator=generator)
+    if noise == "uniform":
+        lam = uniform_half_width(sigma)
+        return out.uniform_(-lam, lam, generator=generator)
+    other = torch.empty_like(out).exponential_(1.0, generator=generator)
+    return out.exponential_(1.0, generator=generator).sub_(other).mul_(laplace_scale(sigma))
+
+
 # --------------------------------------------------------------------------- validation helpers
 def _check_int(name, value, low, high=None):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low or (
@@ -209,15 +225,7 @@ class Smooth:
         self.input_shape = None if input_shape is None else tuple(int(s) for s in input_shape)
 
     def _draw(self, out: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Fill ``out`` with the noise (per-coordinate standard deviation σ) from ``generator``."""
-        if self.noise == "gaussian":
-            return out.normal_(0.0, self.sigma, generator=generator)
-        if self.noise == "uniform":
-            lam = uniform_half_width(self.sigma)
-            return out.uniform_(-lam, lam, generator=generator)
-        # Laplace(b) = b·(E₁ − E₂) with E₁, E₂ independent standard exponentials
-        other = torch.empty_like(out).exponential_(1.0, generator=generator)
-        return out.exponential_(1.0, generator=generator).sub_(other).mul_(laplace_scale(self.sigma))
+        return fill_noise(out, self.noise, self.sigma, generator)
 
     # ------------------------------------------------------------------ public API
     def predict(self, x: torch.Tensor, n: int, alpha: float, batch_size: int, generator=None) -> int:

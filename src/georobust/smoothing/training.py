@@ -38,6 +38,8 @@ from torch.nn import functional as F
 from ..core import zoo
 from ..core.train import bind_epoch, linear_warmup, train_step
 from .attack import pgd_on_smoothed
+from ..theory.radii import check_noise
+from .smooth import fill_noise
 
 
 # --------------------------------------------------------------------------- helpers
@@ -139,6 +141,33 @@ class GaussianObjective:
         z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
         logits = model(x + self.sigma * z)
         return F.cross_entropy(logits, y), logits
+
+
+@dataclass(frozen=True)
+class NoiseAugmentationObjective:
+    """Data augmentation with Laplace or uniform noise; see :func:`noise_objective`."""
+
+    noise: str
+    sigma: float
+
+    @property
+    def key(self) -> str:
+        return f"noise-augmentation(noise={self.noise!r}, sigma={self.sigma!r})"
+
+    def __call__(self, model, x, y, generator):
+        logits = model(x + fill_noise(torch.empty_like(x), self.noise, self.sigma, generator))
+        return F.cross_entropy(logits, y), logits
+
+
+def noise_objective(noise: str, sigma: float):
+    """Data augmentation with the smoothing noise ``noise`` of standard deviation σ per coordinate
+    (the noises of :class:`~georobust.smoothing.smooth.Smooth`): minimize E[CE(f(x + ε), y)], one
+    draw per example and step, as Yang et al. (ICML 2020) train for each noise. For ``"gaussian"``
+    this is :func:`gaussian_objective` (same draws, same cache key)."""
+    sigma = _positive("sigma", sigma)
+    if check_noise(noise) == "gaussian":
+        return GaussianObjective(sigma)
+    return NoiseAugmentationObjective(noise, sigma)
 
 
 def gaussian_objective(sigma: float) -> GaussianObjective:
