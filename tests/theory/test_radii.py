@@ -142,3 +142,21 @@ def test_the_diagonal_is_the_worst_linf_direction_for_uniform_noise():
         vals.append(_np_lower_bound(p2d, q2d, rho))
     assert vals[-1] == pytest.approx(0.5, abs=3e-3)  # the corner (diagonal) attains 1/2
     assert np.all(np.diff(vals) < 1e-9) and vals[0] > 0.5 + 0.01  # and it is the worst
+
+
+def test_implied_radii_follow_the_inclusions_of_norm_balls():
+    p, d = np.array([0.6, 0.9, 0.999]), 784
+    r1 = radii.laplace_l1_radius(SIGMA, p)
+    assert np.allclose(radii.implied_radius("laplace", SIGMA, p, "l2", d), r1 / 28)
+    assert np.allclose(radii.implied_radius("laplace", SIGMA, p, "linf", d), r1 / d)
+    assert np.allclose(radii.implied_radius("laplace", SIGMA, p, "l1", d), r1)
+    u1, uinf = radii.uniform_l1_radius(SIGMA, p), radii.uniform_linf_radius(SIGMA, p, d)
+    assert np.allclose(radii.implied_radius("uniform", SIGMA, p, "l2", d), np.maximum(u1 / 28, uinf))
+    assert np.allclose(radii.implied_radius("gaussian", SIGMA, p, "l2", d), radii.gaussian_radius(SIGMA, p))
+    # sound: every point of the implied ℓ2 ball lies in the certified ℓ1 ball
+    rng = np.random.default_rng(1)
+    v = rng.normal(size=(500, d))
+    v *= (radii.implied_radius("laplace", SIGMA, 0.9, "l2", d) / np.linalg.norm(v, axis=1))[:, None]
+    assert np.all(np.abs(v).sum(1) <= radii.laplace_l1_radius(SIGMA, 0.9) * (1 + 1e-12))
+    with pytest.raises(ValueError, match="norm must be one of"):
+        radii.implied_radius("laplace", SIGMA, 0.9, "l0", d)

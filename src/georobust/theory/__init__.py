@@ -14,9 +14,9 @@ Layer 0: imports nothing else from georobust.
 from . import bounds, neyman_pearson, radii
 from .bounds import (clopper_pearson_lower, clopper_pearson_upper, cohen_radius, linear_radius,
                      lipschitz_radius, radius_cap, radius_from_votes, smoothed_counts)
-from .radii import (CERTIFIED_NORMS, NATURAL_NORM, NOISES, gaussian_radius, laplace_l1_radius, noise_radius,
+from .radii import (CERTIFIED_NORMS, NATURAL_NORM, NOISES, gaussian_radius, implied_radius, laplace_l1_radius, noise_radius,
                     uniform_l1_radius, uniform_linf_radius)
 
 __all__ = ["bounds", "neyman_pearson", "radii", "CERTIFIED_NORMS", "NATURAL_NORM", "NOISES", "gaussian_radius",
-           "laplace_l1_radius", "noise_radius", "uniform_l1_radius", "uniform_linf_radius", "clopper_pearson_lower", "clopper_pearson_upper", "cohen_radius",
+           "implied_radius", "laplace_l1_radius", "noise_radius", "uniform_l1_radius", "uniform_linf_radius", "clopper_pearson_lower", "clopper_pearson_upper", "cohen_radius",
            "linear_radius", "lipschitz_radius", "radius_cap", "radius_from_votes", "smoothed_counts"]

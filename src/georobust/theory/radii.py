@@ -56,7 +56,8 @@ def check_norm(noise, norm) -> str:
         raise ValueError(f"norm must be one of {', '.join(map(repr, NORMS))}; got {norm!r}")
     if norm not in CERTIFIED_NORMS[noise]:
         raise ValueError(f"norm {norm!r} is not certified by {noise} noise here; it certifies "
-                         f"{', '.join(map(repr, CERTIFIED_NORMS[noise]))}")
+                         f"{', '.join(map(repr, CERTIFIED_NORMS[noise]))} (implied_radius gives the smaller "
+                         f"radius those imply in {norm!r} through the inclusions of norm balls)")
     return norm
 
 
@@ -160,3 +161,27 @@ def noise_radius(noise: str, sigma, p_a_lower, norm: str | None = None, dim: int
     if norm == "l1":
         return uniform_l1_radius(sigma, p_a_lower)
     return uniform_linf_radius(sigma, p_a_lower, dim)
+
+
+# 1/p for each norm
+_INV_P = {"l1": 1.0, "l2": 0.5, "linf": 0.0}
+
+
+def implied_radius(noise: str, sigma, p_a_lower, norm: str, dim: int):
+    """The largest radius in ``norm`` that the radii of ``noise`` (:data:`CERTIFIED_NORMS`) imply
+    through inclusions of norm balls: ‖δ‖_p ≤ d^{max(0, 1/p − 1/q)}‖δ‖_q, so the ball of radius r in
+    norm q lies in the ball of radius r·d^{max(0, 1/p − 1/q)} in norm p, and a radius R_p certifies
+    R_p / d^{max(0, 1/p − 1/q)} in norm q.
+    Sound, but not tight unless ``norm`` is one of the noise's own (then it is :func:`noise_radius`);
+    e.g. Laplace's ℓ1 radius R gives R/√d in ℓ2 and uniform noise the larger of R₁/√d and R∞ in ℓ2
+    (as Yang et al.'s code converts between threat models)."""
+    noise = check_noise(noise)
+    if not isinstance(norm, str) or norm not in NORMS:
+        raise ValueError(f"norm must be one of {', '.join(map(repr, NORMS))}; got {norm!r}")
+    d = _dim(dim)
+    best = None
+    for own in CERTIFIED_NORMS[noise]:
+        factor = d ** max(0.0, _INV_P[own] - _INV_P[norm])
+        r = np.asarray(noise_radius(noise, sigma, p_a_lower, own, dim=d)) / factor
+        best = r if best is None else np.maximum(best, r)
+    return _out(best)
