@@ -39,6 +39,8 @@ SHRUNK = {
     "certificates-compared": {"n_train": 512, "epochs": 2, "milestones": [1], "n_test": 5, "n": 2000,
                               "cert_batch": 2000, "sigmas": [0.25], "grid_points": 20},
     "one-framework": {"cells": 4001, "n_ellipses": 20, "n_lipschitz": 50, "grid_points": 10},
+    "limits-of-smoothing": {"n_train": 512, "epochs": 2, "milestones": [1], "n_test": 10, "n": 2000,
+                            "cert_batch": 2000, "sigmas": [0.25], "pool_sizes": [28, 7], "dim_n_test": 4},
     "training-for-large-radii": {"n_train": 512, "n_test": 5, "epochs": 2, "milestones": [1], "n": 2000,
                                  "cert_batch_size": 2000, "timing_rounds": 2, "soft_radius_k": 200,
                                  "soft_radius_images": 3, "smoothadv_steps": 2, "smoothadv_warmup": 1,
