@@ -1,12 +1,22 @@
-"""Certificates of a network itself, without noise: today the Lipschitz margin certificate
-(global bounds as products of per-layer spectral norms, and exact radii of linear models).
+"""Certificates of a network itself, without noise.
+
+* :mod:`~georobust.verification.lipschitz` — the Lipschitz margin certificate (global bounds as
+  products of per-layer spectral norms, and exact radii of linear models).
+* :mod:`~georobust.verification.relu_network` — a ReLU network as affine maps between ReLUs;
+  interval bound propagation and CROWN.
+* :mod:`~georobust.verification.milp` — exact verification as a MILP and its LP relaxation (HiGHS).
+* :mod:`~georobust.verification.verify` — ``verify`` and ``margin_bounds`` over the four methods,
+  and the exact ℓ∞ radius by bisection.
 
 Layer 1: imports from ``core`` and ``theory`` only.
 """
 
-from . import lipschitz
+from . import lipschitz, milp, relu_network, verify as verify_module
 from .lipschitz import (UnsupportedLayerError, certified_radius, linear_exact_radius, lipschitz_bound, margins,
                         spectral_norm)
+from .relu_network import AffineForm, affine_form, crown, ibp
+from .verify import METHODS, exact_linf_radius, margin_bounds, verify
 
-__all__ = ["lipschitz", "UnsupportedLayerError", "certified_radius", "linear_exact_radius", "lipschitz_bound",
-           "margins", "spectral_norm"]
+__all__ = ["lipschitz", "milp", "relu_network", "verify_module", "UnsupportedLayerError", "certified_radius",
+           "linear_exact_radius", "lipschitz_bound", "margins", "spectral_norm", "AffineForm", "affine_form",
+           "crown", "ibp", "METHODS", "exact_linf_radius", "margin_bounds", "verify"]
