@@ -6,6 +6,8 @@
 * :func:`small_cnn` — a small two-convolution network (stride-2 convolutions, no pooling), fast
   on a CPU: conv(1→16, 4×4, s2) → conv(16→32, 4×4, s2) → fc(1568→100) → fc(100→10).
 * :func:`linear` — multinomial logistic regression, whose exact robust radius is known.
+* :func:`fully_connected` — a ReLU network with two hidden layers of a given width (``fc16``,
+  ``fc32``, ``fc64``, ``fc128``): small enough for exact verification by MILP.
 """
 
 from __future__ import annotations
@@ -37,7 +39,14 @@ def linear(num_classes: int = 10) -> nn.Sequential:
     return nn.Sequential(nn.Flatten(), nn.Linear(784, num_classes))
 
 
-MODELS = {"lenet": lenet, "small_cnn": small_cnn, "linear": linear}
+def fully_connected(width: int, num_classes: int = 10) -> nn.Sequential:
+    """784 → width → width → num_classes, ReLU activations (for exact verification)."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(),
+                         nn.Linear(width, num_classes))
+
+
+MODELS = {"lenet": lenet, "small_cnn": small_cnn, "linear": linear,
+          **{f"fc{w}": (lambda num_classes=10, w=w: fully_connected(w, num_classes)) for w in (16, 32, 64, 128)}}
 
 
 def build(name: str, num_classes: int = 10, seed: int | None = None) -> nn.Sequential:

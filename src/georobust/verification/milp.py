@@ -108,13 +108,14 @@ def _program(form: AffineForm, bounds, lo, hi, integer: bool):
 
 
 def min_margins(form: AffineForm, label: int, lo, hi, bounds, *, integer: bool = True,
-                time_limit: float | None = None, stop_at_negative: bool = False):
+                time_limit: float | None = None, stop_at_negative: bool = False, classes=None):
     """Minimum (MILP) or LP lower bound of z_L[label] − z_L[j] for each j ≠ label over the box.
 
     ``bounds``: pre-activation bounds of the hidden layers (at least depth − 1 pairs). Returns
     (values, info): values[j'] for the classes j ≠ label in increasing order; info has ``status``
     per class ("optimal", "timeout" — then the value is the solver's proven lower bound — or
     "skipped" after a negative margin when ``stop_at_negative``) and the number of binaries.
+    ``classes``: solve only for these classes j (the others get NaN and status "not asked").
     """
     idx, n, last, a_mat, b_lo, b_hi, var_lo, var_hi, integrality = _program(form, bounds, lo, hi, integer)
     w, b = form.weights[-1], form.biases[-1]
@@ -126,7 +127,11 @@ def min_margins(form: AffineForm, label: int, lo, hi, bounds, *, integer: bool =
     if time_limit is not None:
         options["time_limit"] = float(time_limit)
     for j in others:
-        if stop_at_negative and values and min(values) < 0:
+        if classes is not None and j not in classes:
+            values.append(np.nan)
+            status.append("not asked")
+            continue
+        if stop_at_negative and values and np.nanmin(values + [np.inf]) < 0:
             values.append(np.nan)
             status.append("skipped")
             continue
