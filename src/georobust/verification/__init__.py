@@ -5,18 +5,21 @@
 * :mod:`~georobust.verification.relu_network` — a ReLU network as affine maps between ReLUs;
   interval bound propagation and CROWN.
 * :mod:`~georobust.verification.milp` — exact verification as a MILP and its LP relaxation (HiGHS).
+* :mod:`~georobust.verification.certified_training` — differentiable IBP and CROWN-IBP margin
+  bounds and the IBP / CROWN-IBP training objective.
 * :mod:`~georobust.verification.verify` — ``verify`` and ``margin_bounds`` over the four methods,
   and the exact ℓ∞ radius by bisection.
 
 Layer 1: imports from ``core`` and ``theory`` only.
 """
 
-from . import lipschitz, milp, relu_network, verify as verify_module
+from . import certified_training, lipschitz, milp, relu_network, verify as verify_module
+from .certified_training import CertifiedObjective, crown_ibp_margins, ibp_margins
 from .lipschitz import (UnsupportedLayerError, certified_radius, linear_exact_radius, lipschitz_bound, margins,
                         spectral_norm)
 from .relu_network import AffineForm, affine_form, crown, ibp
 from .verify import METHODS, exact_linf_radius, margin_bounds, verify
 
-__all__ = ["lipschitz", "milp", "relu_network", "verify_module", "UnsupportedLayerError", "certified_radius",
+__all__ = ["certified_training", "CertifiedObjective", "crown_ibp_margins", "ibp_margins", "lipschitz", "milp", "relu_network", "verify_module", "UnsupportedLayerError", "certified_radius",
            "linear_exact_radius", "lipschitz_bound", "margins", "spectral_norm", "AffineForm", "affine_form",
            "crown", "ibp", "METHODS", "exact_linf_radius", "margin_bounds", "verify"]
