@@ -6,6 +6,8 @@
 * :func:`small_cnn` — a small two-convolution network (stride-2 convolutions, no pooling), fast
   on a CPU: conv(1→16, 4×4, s2) → conv(16→32, 4×4, s2) → fc(1568→100) → fc(100→10).
 * :func:`linear` — multinomial logistic regression, whose exact robust radius is known.
+* :func:`aol_network` (``aol``) — a 1-Lipschitz (ℓ2) network of almost-orthogonal layers
+  (Prach & Lampert 2022), certified by its logit margin.
 * :func:`fully_connected` — a ReLU network with two hidden layers of a given width (``fc16``,
   ``fc32``, ``fc64``, ``fc128``): small enough for exact verification by MILP.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 
 def lenet(num_classes: int = 10) -> nn.Sequential:
@@ -45,8 +48,39 @@ def fully_connected(width: int, num_classes: int = 10) -> nn.Sequential:
                          nn.Linear(width, num_classes))
 
 
+class AOLLinear(nn.Module):
+    """Almost-orthogonal Lipschitz linear layer (Prach & Lampert, ECCV 2022): y = W T^{-1/2} x + b,
+    T = diag(sum_j |W^T W|_ij), whose l2 operator norm is at most 1 for every W (proof and tests in
+    :mod:`georobust.verification.lipschitz_layers`)."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(out_features, in_features))
+        nn.init.orthogonal_(self.weight)
+        self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
+
+    def effective_weight(self) -> torch.Tensor:
+        gram = self.weight.T @ self.weight
+        scale = gram.abs().sum(1).clamp_min(1e-12).rsqrt()
+        return self.weight * scale.unsqueeze(0)
+
+    def forward(self, x):
+        return F.linear(x, self.effective_weight(), self.bias)
+
+
+def aol_network(widths=(256, 256), in_features: int = 784, num_classes: int = 10) -> nn.Sequential:
+    """Flatten -> AOLLinear -> ReLU -> ... -> AOLLinear(num_classes): a 1-Lipschitz (l2) classifier."""
+    layers, d = [nn.Flatten()], in_features
+    for w in widths:
+        layers += [AOLLinear(d, w), nn.ReLU()]
+        d = w
+    layers.append(AOLLinear(d, num_classes))
+    return nn.Sequential(*layers)
+
+
 MODELS = {"lenet": lenet, "small_cnn": small_cnn, "linear": linear,
-          **{f"fc{w}": (lambda num_classes=10, w=w: fully_connected(w, num_classes)) for w in (16, 32, 64, 128)}}
+          **{f"fc{w}": (lambda num_classes=10, w=w: fully_connected(w, num_classes)) for w in (16, 32, 64, 128)},
+          "aol": lambda num_classes=10: aol_network((256, 256), 784, num_classes)}
 
 
 def build(name: str, num_classes: int = 10, seed: int | None = None) -> nn.Sequential:

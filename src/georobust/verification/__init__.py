@@ -5,6 +5,8 @@
 * :mod:`~georobust.verification.relu_network` — a ReLU network as affine maps between ReLUs;
   interval bound propagation and CROWN.
 * :mod:`~georobust.verification.milp` — exact verification as a MILP and its LP relaxation (HiGHS).
+* :mod:`~georobust.verification.lipschitz_layers` — almost-orthogonal (AOL) layers and the margin
+  certificate of a 1-Lipschitz network.
 * :mod:`~georobust.verification.certified_training` — differentiable IBP and CROWN-IBP margin
   bounds and the IBP / CROWN-IBP training objective.
 * :mod:`~georobust.verification.verify` — ``verify`` and ``margin_bounds`` over the four methods,
@@ -13,13 +15,14 @@
 Layer 1: imports from ``core`` and ``theory`` only.
 """
 
-from . import certified_training, lipschitz, milp, relu_network, verify as verify_module
+from . import certified_training, lipschitz, lipschitz_layers, milp, relu_network, verify as verify_module
+from .lipschitz_layers import AOLLinear, aol_network, margin_radius
 from .certified_training import CertifiedObjective, crown_ibp_margins, ibp_margins
 from .lipschitz import (UnsupportedLayerError, certified_radius, linear_exact_radius, lipschitz_bound, margins,
                         spectral_norm)
 from .relu_network import AffineForm, affine_form, crown, ibp
 from .verify import METHODS, exact_linf_radius, margin_bounds, verify
 
-__all__ = ["certified_training", "CertifiedObjective", "crown_ibp_margins", "ibp_margins", "lipschitz", "milp", "relu_network", "verify_module", "UnsupportedLayerError", "certified_radius",
+__all__ = ["lipschitz_layers", "AOLLinear", "aol_network", "margin_radius", "certified_training", "CertifiedObjective", "crown_ibp_margins", "ibp_margins", "lipschitz", "milp", "relu_network", "verify_module", "UnsupportedLayerError", "certified_radius",
            "linear_exact_radius", "lipschitz_bound", "margins", "spectral_norm", "AffineForm", "affine_form",
            "crown", "ibp", "METHODS", "exact_linf_radius", "margin_bounds", "verify"]
