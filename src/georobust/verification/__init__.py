@@ -16,13 +16,13 @@ Layer 1: imports from ``core`` and ``theory`` only.
 """
 
 from . import certified_training, lipschitz, lipschitz_layers, milp, relu_network, verify as verify_module
-from .lipschitz_layers import AOLLinear, aol_network, margin_radius
+from .lipschitz_layers import AOLLinear, MarginObjective, aol_network, margin_radius
 from .certified_training import CertifiedObjective, crown_ibp_margins, ibp_margins
 from .lipschitz import (UnsupportedLayerError, certified_radius, linear_exact_radius, lipschitz_bound, margins,
                         spectral_norm)
 from .relu_network import AffineForm, affine_form, crown, ibp
 from .verify import METHODS, exact_linf_radius, margin_bounds, verify
 
-__all__ = ["lipschitz_layers", "AOLLinear", "aol_network", "margin_radius", "certified_training", "CertifiedObjective", "crown_ibp_margins", "ibp_margins", "lipschitz", "milp", "relu_network", "verify_module", "UnsupportedLayerError", "certified_radius",
+__all__ = ["lipschitz_layers", "AOLLinear", "MarginObjective", "aol_network", "margin_radius", "certified_training", "CertifiedObjective", "crown_ibp_margins", "ibp_margins", "lipschitz", "milp", "relu_network", "verify_module", "UnsupportedLayerError", "certified_radius",
            "linear_exact_radius", "lipschitz_bound", "margins", "spectral_norm", "AffineForm", "affine_form",
            "crown", "ibp", "METHODS", "exact_linf_radius", "margin_bounds", "verify"]

@@ -11,8 +11,9 @@ built on them.
   CROWN backward pass from the margins to the input (convolutions transposed with
   ``torch.nn.grad.conv2d_input``).
 * :class:`CertifiedObjective` — the training objective κ·CE(f(x), y) + (1 − κ)·CE(z̲, y), z̲ the
-  worst-case logits (z̲_y = 0, z̲_j = −margin lower bound), with ε ramped linearly over the first
-  epochs and κ from 1 to ``kappa_end`` over the same ramp; for CROWN-IBP the bound mixes
+  worst-case logits (z̲_y = 0, z̲_j = −margin lower bound), after ``warmup`` epochs of natural
+  training, with ε ramped linearly over the next ``ramp`` epochs and κ from 1 to ``kappa_end``
+  over the same ramp; for CROWN-IBP the bound mixes
   β·CROWN-IBP + (1 − β)·IBP with β from 1 to 0 over the ramp (the schedules of the two papers).
 
 Supported networks: ``nn.Sequential`` of ``Linear``, ``Conv2d``, ``ReLU``, ``Flatten``.
@@ -153,6 +154,7 @@ class CertifiedObjective:
     ramp: int = 10
     kappa_end: float = 0.5
     domain: tuple = (0.0, 1.0)
+    warmup: int = 0
 
     def __post_init__(self):
         if self.method not in ("ibp", "crown-ibp"):
@@ -161,17 +163,22 @@ class CertifiedObjective:
             raise ValueError(f"eps must be a finite number >= 0; got {self.eps!r}")
         if not (isinstance(self.ramp, int) and self.ramp >= 1):
             raise ValueError(f"ramp must be an integer >= 1; got {self.ramp!r}")
+        if not (isinstance(self.warmup, int) and self.warmup >= 0):
+            raise ValueError(f"warmup must be an integer >= 0; got {self.warmup!r}")
         if not 0 <= self.kappa_end <= 1:
             raise ValueError(f"kappa_end must be in [0, 1]; got {self.kappa_end!r}")
 
     @property
     def key(self) -> str:
-        return (f"certified(method={self.method!r}, eps={self.eps!r}, ramp={self.ramp}, kappa_end={self.kappa_end!r}, "
-                f"domain={tuple(self.domain)!r})")
+        return (f"certified(method={self.method!r}, eps={self.eps!r}, warmup={self.warmup}, ramp={self.ramp}, "
+                f"kappa_end={self.kappa_end!r}, domain={tuple(self.domain)!r})")
 
     def schedule(self, epoch: int | None) -> tuple[float, float, float]:
-        """(ε, κ, β) of epoch ``epoch`` (0-based): linear over the first ``ramp`` epochs."""
-        t = 1.0 if epoch is None else min(1.0, (epoch + 1) / self.ramp)
+        """(ε, κ, β) of epoch ``epoch`` (0-based): natural training (ε = 0) for ``warmup`` epochs, then
+        linear over the next ``ramp`` epochs."""
+        if epoch is not None and epoch < self.warmup:
+            return 0.0, 1.0, 1.0
+        t = 1.0 if epoch is None else min(1.0, (epoch - self.warmup + 1) / self.ramp)
         return self.eps * t, 1.0 - (1.0 - self.kappa_end) * t, 1.0 - t
 
     def __call__(self, model, x, y, generator=None, epoch=None):
