@@ -1,7 +1,10 @@
-"""Build /work/runs/published_verification.csv from fetched git snapshots (read with git show).
-Each table value is parsed from the quoted line and checked against it."""
-import csv, re, subprocess, yaml
-M = '/work/.mirror/'
+"""Build verification_mnist.csv (next to this script) from git snapshots of the source repositories
+(read with git show at the commits named in each row). Each table value is parsed from the quoted
+line and checked against it. GEOROBUST_MIRROR: the folder holding the snapshots as
+<owner>+<name>/repo (default /work/.mirror, where the project's search tool fetches them)."""
+import csv, os, re, subprocess, yaml
+from pathlib import Path
+M = os.environ.get('GEOROBUST_MIRROR', '/work/.mirror').rstrip('/') + '/'
 def show(repo, commit, path):
     return subprocess.run(['git', '-C', M + repo + '/repo', 'show', f'{commit}:{path}'],
                           capture_output=True, text=True, check=True).stdout
@@ -124,6 +127,6 @@ add('IBP + IBP init + BN + warmup regularizers (Fast certified training)', 'Shi,
     'linf', '0.4', 'verified_error', '10.98', 'not stated in README', 'github.com/shizhouxing/Fast-Certified-Robust-Training', 'README.md', FCC, s)
 
 cols = 'method,paper,year,threat_model,epsilon,metric,value_percent,network,source_url_or_repo,path,commit_or_version,quote'.split(',')
-with open('/work/runs/published_verification.csv', 'w', newline='') as f:
+with open(Path(__file__).with_name('verification_mnist.csv'), 'w', newline='') as f:
     w = csv.DictWriter(f, fieldnames=cols); w.writeheader(); w.writerows(rows)
 print(len(rows), 'rows')
