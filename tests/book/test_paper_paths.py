@@ -35,7 +35,7 @@ SHRUNK = {
                             "cert_batch": 2000, "n_checks": 20, "toy_configs": 3, "toy_directions": 4,
                             "toy_radii": 4, "toy_mc": 20000},
     "verifying-relu-networks": {"n_train": 512, "epochs": 1, "eps_grid": [0.0, 0.01], "n_verify": 2, "time_limit": 5.0,
-                                "pgd_steps": 5, "pgd_restarts": 1, "scaling_models": "fc16", "scaling_images": 1},
+                                "pgd_steps": 5, "pgd_restarts": 1, "scaling_images": 1},
     "certified-training": {"n_train": 512, "epochs": 2, "warmup": 0, "ramp": 1, "sigmas": [0.25], "smooth_epochs": 1,
                            "n_test": 4, "n_crown": 2, "n": 2000, "pgd_steps": 3},
     "other-noises": {"n_train": 512, "epochs": 2, "milestones": [1], "n_test": 5, "n": 2000, "cert_batch": 2000,
