@@ -8,6 +8,8 @@
 * :func:`linear` — multinomial logistic regression, whose exact robust radius is known.
 * :func:`aol_network` (``aol``) — a 1-Lipschitz (ℓ2) network of almost-orthogonal layers
   (Prach & Lampert 2022), certified by its logit margin.
+* :func:`ibp_small`, :func:`ibp_medium` — the "small" and "medium" MNIST models of the IBP
+  authors' code (Gowal et al. 2018), for certified training.
 * :func:`fully_connected` — a ReLU network with two hidden layers of a given width (``fc16``,
   ``fc32``, ``fc64``, ``fc128``): small enough for exact verification by MILP.
 """
@@ -40,6 +42,24 @@ def small_cnn(num_classes: int = 10) -> nn.Sequential:
 def linear(num_classes: int = 10) -> nn.Sequential:
     """Multinomial logistic regression on the 784 pixels."""
     return nn.Sequential(nn.Flatten(), nn.Linear(784, num_classes))
+
+
+def ibp_small(num_classes: int = 10) -> nn.Sequential:
+    """The "small" MNIST model of the IBP authors' code (google-deepmind/interval-bound-propagation,
+    examples/train.py, ``layers('small')`` at commit 217a14d, plus the final linear layer their DNN
+    appends): conv(16, 4x4, stride 2, VALID) -> conv(32, 4x4, stride 1, VALID) -> linear(100) ->
+    linear(num_classes), ReLU activations."""
+    return nn.Sequential(nn.Conv2d(1, 16, 4, stride=2), nn.ReLU(), nn.Conv2d(16, 32, 4, stride=1), nn.ReLU(),
+                         nn.Flatten(), nn.Linear(32 * 10 * 10, 100), nn.ReLU(), nn.Linear(100, num_classes))
+
+
+def ibp_medium(num_classes: int = 10) -> nn.Sequential:
+    """The "medium" MNIST model of the same file: conv(32, 3x3, s1) -> conv(32, 4x4, s2) -> conv(64, 3x3, s1)
+    -> conv(64, 4x4, s2), all VALID -> linear(512) -> linear(512) -> linear(num_classes), ReLU."""
+    return nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.Conv2d(32, 32, 4, stride=2), nn.ReLU(),
+                         nn.Conv2d(32, 64, 3), nn.ReLU(), nn.Conv2d(64, 64, 4, stride=2), nn.ReLU(), nn.Flatten(),
+                         nn.Linear(64 * 4 * 4, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(),
+                         nn.Linear(512, num_classes))
 
 
 def fully_connected(width: int, num_classes: int = 10) -> nn.Sequential:
@@ -80,7 +100,8 @@ def aol_network(widths=(256, 256), in_features: int = 784, num_classes: int = 10
 
 MODELS = {"lenet": lenet, "small_cnn": small_cnn, "linear": linear,
           **{f"fc{w}": (lambda num_classes=10, w=w: fully_connected(w, num_classes)) for w in (16, 32, 64, 128)},
-          "aol": lambda num_classes=10: aol_network((256, 256), 784, num_classes)}
+          "aol": lambda num_classes=10: aol_network((256, 256), 784, num_classes),
+          "ibp_small": ibp_small, "ibp_medium": ibp_medium}
 
 
 def build(name: str, num_classes: int = 10, seed: int | None = None) -> nn.Sequential:
