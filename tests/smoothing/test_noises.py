@@ -23,6 +23,7 @@ from georobust.smoothing import ABSTAIN, Smooth, certify_from_counts
 from georobust.smoothing.smooth import _child_seeds
 from georobust.theory import radii
 from georobust.theory.bounds import clopper_pearson_lower
+from smoothing.test_smooth import Recorder
 
 SIGMA = 0.5
 SIGNIFICANCE = 0.001
@@ -41,16 +42,6 @@ class HalfSpace(nn.Module):
     def forward(self, z):
         m = z.flatten(1).to(torch.float64) @ self.w + self.b
         return torch.stack([-m, m], 1)
-
-
-class Recorder(nn.Module):
-    def __init__(self, model):
-        super().__init__()
-        self.model, self.seen = model, []
-
-    def forward(self, z):
-        self.seen.append(z.clone())
-        return self.model(z)
 
 
 def cdf_inverse(noise, p):

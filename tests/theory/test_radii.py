@@ -12,6 +12,7 @@ import sympy as sp
 from scipy import stats
 
 from georobust.theory import radii
+from georobust.theory import tradeoff as T
 
 SIGMA = 0.7
 
@@ -81,21 +82,8 @@ def test_radii_are_zero_without_a_majority_and_infinite_or_capped_at_one():
 
 # --------------------------------------------------------------------------- worst directions, exactly
 def _np_lower_bound(p_mass, q_mass, rho):
-    """min Q(A) over events with P(A) = ρ (randomized on the boundary): Neyman–Pearson on cells.
-
-    Cells are sorted by likelihood ratio Q/P ascending; A takes them in that order until P(A) = ρ.
-    """
-    p_mass, q_mass = p_mass.ravel(), q_mass.ravel()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(p_mass > 0, q_mass / p_mass, np.inf)
-    order = np.argsort(ratio, kind="stable")
-    cp = np.cumsum(p_mass[order])
-    cq = np.cumsum(q_mass[order])
-    k = np.searchsorted(cp, rho)
-    prev_p = cp[k - 1] if k else 0.0
-    prev_q = cq[k - 1] if k else 0.0
-    frac = (rho - prev_p) / p_mass[order][k]
-    return prev_q + frac * q_mass[order][k]
+    """min Q(A) over events with P(A) = ρ: the trade-off function at type I error 1 − ρ."""
+    return T.exact_tradeoff(p_mass, q_mass, 1 - rho)
 
 
 def _cell_masses(cdf, edges, shift):

@@ -30,7 +30,7 @@ from scipy import stats
 from scipy.special import ndtr, ndtri
 from torch import nn
 
-from ..theory.bounds import clopper_pearson_lower, clopper_pearson_upper, cohen_radius
+from ..theory.bounds import clopper_pearson_lower, clopper_pearson_upper
 from ..theory.radii import NATURAL_NORM, check_noise, laplace_scale, noise_radius, uniform_half_width
 
 ABSTAIN = -1
@@ -63,10 +63,7 @@ def certify_from_counts(selection_counts, estimation_counts, alpha: float, sigma
     n_a = est[np.arange(len(est)), c_hat]
     p_lower = np.atleast_1d(clopper_pearson_lower(n_a, est.sum(1), alpha))
     ok = p_lower >= 0.5
-    if check_noise(noise) == "gaussian":
-        radii = np.where(ok, cohen_radius(sigma, np.where(ok, p_lower, 0.5)), 0.0)
-    else:
-        radii = np.where(ok, noise_radius(noise, sigma, np.where(ok, p_lower, 0.5)), 0.0)
+    radii = np.where(ok, noise_radius(noise, sigma, np.where(ok, p_lower, 0.5)), 0.0)
     return np.where(ok, c_hat, ABSTAIN).astype(np.int64), np.atleast_1d(radii).astype(np.float64)
 
 

@@ -31,9 +31,9 @@ import math
 
 import numpy as np
 from scipy import optimize
-from scipy.special import ndtri, xlogy
+from scipy.special import xlogy
 
-from .bounds import _check_prob, _check_sigma
+from .bounds import _check_prob, _check_sigma, cohen_radius
 
 
 def _pair(p_a, p_b):
@@ -53,7 +53,7 @@ def neyman_pearson_radius(sigma, p_a, p_b=None):
     s = float(_check_sigma(sigma))
     pa, pb = _pair(p_a, p_b)
     with np.errstate(divide="ignore", invalid="ignore"):
-        r = 0.5 * s * (ndtri(pa) - ndtri(pb))
+        r = cohen_radius(s, pa, pb)
     return _out(np.where(pa > pb, np.nan_to_num(r, posinf=np.inf), 0.0))
 
 
@@ -66,6 +66,16 @@ def kl_radius(sigma, p_a):
     pa = np.asarray(_check_prob("p_a", p_a), dtype=float)
     kl = xlogy(pa, 2 * pa) + xlogy(1 - pa, 2 * (1 - pa))
     return _out(np.where(pa > 0.5, s * np.sqrt(2 * np.maximum(kl, 0.0)), 0.0))
+
+
+def _grid_max(f, grid, xatol):
+    """max of f over an interval: the best point of ``grid``, refined by a bounded scalar search
+    between its neighbours (the larger of the two values)."""
+    vals = np.array([f(g) for g in grid])
+    k = int(np.argmax(vals))
+    lo, hi = grid[max(k - 1, 0)], grid[min(k + 1, len(grid) - 1)]
+    res = optimize.minimize_scalar(lambda g: -f(g), bounds=(lo, hi), method="bounded", options={"xatol": xatol})
+    return max(vals[k], -res.fun)
 
 
 def _renyi_objective(log_alpha_minus_1, pa, pb):
@@ -90,12 +100,7 @@ def renyi_radius(sigma, p_a, p_b=None):
         a_, b_ = float(pa[idx]), max(float(pb[idx]), 1e-300)
         if a_ <= b_:
             continue
-        vals = np.array([_renyi_objective(g, a_, b_) for g in grid])
-        k = int(np.argmax(vals))
-        lo, hi = grid[max(k - 1, 0)], grid[min(k + 1, len(grid) - 1)]
-        res = optimize.minimize_scalar(lambda g: -_renyi_objective(g, a_, b_), bounds=(lo, hi), method="bounded",
-                                       options={"xatol": 1e-10})
-        best = max(vals[k], -res.fun)
+        best = _grid_max(lambda g: _renyi_objective(g, a_, b_), grid, 1e-10)
         out[idx] = s * math.sqrt(2 * best) if best > 0 else 0.0
     return _out(out)
 
@@ -123,11 +128,5 @@ def pixeldp_radius(sigma, p_a, p_b=None, eps_max: float = 1.0):
             delta = min((a_ - math.exp(2 * eps) * b_) / (1 + math.exp(eps)), 1.0 - 1e-12)
             return s * eps / math.sqrt(2 * math.log(1.25 / delta)) if delta > 0 else 0.0
 
-        grid = np.linspace(0, top, 401)[1:]
-        vals = np.array([radius(e) for e in grid])
-        k = int(np.argmax(vals))
-        lo, hi = grid[max(k - 1, 0)], grid[min(k + 1, len(grid) - 1)]
-        res = optimize.minimize_scalar(lambda e: -radius(e), bounds=(lo, hi), method="bounded",
-                                       options={"xatol": 1e-12})
-        out[idx] = max(vals[k], -res.fun, 0.0)
+        out[idx] = max(_grid_max(radius, np.linspace(0, top, 401)[1:], 1e-12), 0.0)
     return _out(out)

@@ -32,7 +32,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.special import ndtri
+
+from .bounds import _check_prob, cohen_radius
 
 NOISES = ("gaussian", "laplace", "uniform")
 NORMS = ("l1", "l2", "linf")
@@ -71,10 +72,7 @@ def _sigma(sigma):
 
 
 def _rho(p_a_lower):
-    p = np.asarray(p_a_lower, dtype=float)
-    if not np.all((p >= 0) & (p <= 1)):
-        raise ValueError(f"p_a_lower must be a probability in [0, 1]; got {p_a_lower!r}")
-    return p
+    return _check_prob("p_a_lower", p_a_lower)
 
 
 def _dim(dim):
@@ -108,7 +106,7 @@ def gaussian_radius(sigma, p_a_lower, norm: str = "l2", dim: int | None = None):
     s, p = _sigma(sigma), _rho(p_a_lower)
     norm = check_norm("gaussian", norm)
     with np.errstate(divide="ignore"):
-        r = np.where(p > 0.5, s * ndtri(np.maximum(p, 0.5)), 0.0)
+        r = np.where(p > 0.5, cohen_radius(s, np.maximum(p, 0.5)), 0.0)
     if norm == "linf":
         r = r / math.sqrt(_dim(dim))
     return _out(r)

@@ -29,16 +29,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .lipschitz import UnsupportedLayerError
-from .relu_network import SUPPORTED
-
-
-def _check(model):
-    layers = list(model) if isinstance(model, nn.Sequential) else [model]
-    for i, layer in enumerate(layers):
-        if not isinstance(layer, SUPPORTED):
-            raise UnsupportedLayerError(f"layer {i} ({type(layer).__name__}) is not supported; certified training "
-                                        "takes nn.Sequential networks of Linear, Conv2d, ReLU and Flatten")
-    return layers
+from .relu_network import supported_layers
 
 
 def _spec(y: torch.Tensor, num_classes: int, dtype) -> torch.Tensor:
@@ -77,7 +68,7 @@ def _ibp_hidden(layers, lo, hi):
 
 def ibp_margins(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, domain=(0.0, 1.0)) -> torch.Tensor:
     """Lower bounds (B, K) on z[y] − z[j] over the ℓ∞ ball of radius ``eps`` ∩ ``domain`` (column y is 0)."""
-    layers = _check(model)
+    layers = supported_layers(model)
     last = layers[-1]
     if not isinstance(last, nn.Linear):
         raise UnsupportedLayerError("certified training needs a network that ends with a Linear layer")
@@ -92,7 +83,7 @@ def ibp_margins(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, 
 def crown_ibp_margins(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, domain=(0.0, 1.0)) -> torch.Tensor:
     """CROWN-IBP lower bounds (B, K) on z[y] − z[j]: IBP for the hidden pre-activations, one CROWN
     backward pass (chord above, slope 1 if u ≥ −l else 0 below) from the margins to the input box."""
-    layers = _check(model)
+    layers = supported_layers(model)
     lo, hi = _input_box(x, eps, domain)
     pre, _, _ = _ibp_hidden(layers, lo, hi)
     last = layers[-1]

@@ -66,17 +66,24 @@ def _unfold(layer: nn.Module, shape: tuple[int, ...]) -> tuple[np.ndarray, np.nd
     return cols.reshape(d, -1).T.numpy().copy(), zero.reshape(-1).numpy().copy(), out_shape
 
 
-def affine_form(model: nn.Module, input_shape) -> AffineForm:
-    """The network ``model`` (an ``nn.Sequential`` of Linear, Conv2d, ReLU, Flatten; a single
-    Linear is allowed) as affine maps between ReLUs, for inputs of ``input_shape``."""
-    import copy
-
+def supported_layers(model: nn.Module) -> list[nn.Module]:
+    """The layers of ``model`` (an ``nn.Sequential``, or a single layer), refusing by name any that
+    is not Linear, Conv2d, ReLU or Flatten."""
     layers = list(model) if isinstance(model, nn.Sequential) else [model]
     for i, layer in enumerate(layers):
         if not isinstance(layer, SUPPORTED):
             raise UnsupportedLayerError(
                 f"layer {i} ({type(layer).__name__}) is not supported by the verifiers; they take "
                 "nn.Sequential networks of Linear, Conv2d, ReLU and Flatten")
+    return layers
+
+
+def affine_form(model: nn.Module, input_shape) -> AffineForm:
+    """The network ``model`` (an ``nn.Sequential`` of Linear, Conv2d, ReLU, Flatten; a single
+    Linear is allowed) as affine maps between ReLUs, for inputs of ``input_shape``."""
+    import copy
+
+    layers = supported_layers(model)
     shape = tuple(int(s) for s in input_shape)
     weights, biases = [], []
     cur_w = cur_b = None
@@ -116,14 +123,23 @@ def _affine_box(w, b, lo, hi):
     return center - spread, center + spread
 
 
-def ibp(form: AffineForm, lo: np.ndarray, hi: np.ndarray, spec: np.ndarray | None = None):
+def ibp(form: AffineForm, lo: np.ndarray | None, hi: np.ndarray | None, spec: np.ndarray | None = None,
+        first=None):
     """Interval bounds on every pre-activation for inputs in the box [lo, hi].
 
     Returns a list of (l_k, u_k), k = 1..L; with ``spec`` (m × n_L), the last entry bounds
-    spec @ z_L instead of z_L (the spec folded into the last map, as IBP-trained networks do)."""
-    bounds = []
+    spec @ z_L instead of z_L (the spec folded into the last map, as IBP-trained networks do).
+    ``first``: bounds (l_1, u_1) of the first pre-activations computed otherwise (e.g. exactly, for
+    an ℓ2 ball); the box is then not used, and the first map is taken as already bounded."""
+    bounds, start = [], 0
     a_lo, a_hi = lo, hi
-    for k, (w, b) in enumerate(zip(form.weights, form.biases)):
+    if first is not None:
+        if form.depth == 1 and spec is not None:
+            raise ValueError("first bounds of a single-layer network cannot take a spec; fold it into the bounds")
+        bounds, start = [first], 1
+        a_lo, a_hi = np.maximum(first[0], 0.0), np.maximum(first[1], 0.0)
+    for k in range(start, form.depth):
+        w, b = form.weights[k], form.biases[k]
         if k == form.depth - 1 and spec is not None:
             w, b = spec @ w, spec @ b
         l, u = _affine_box(w, b, a_lo, a_hi)

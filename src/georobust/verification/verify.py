@@ -79,7 +79,7 @@ def margin_bounds(model: nn.Module, x, label: int, eps: float, norm: str = "linf
     elif method == "ibp":  # ℓ2: the first map sees the ball exactly (ε‖w_i‖₂), then boxes
         w, b = (spec @ form.weights[0], spec @ form.biases[0]) if form.depth == 1 else (form.weights[0], form.biases[0])
         first = (w @ x0 + b - eps * np.linalg.norm(w, axis=1), w @ x0 + b + eps * np.linalg.norm(w, axis=1))
-        values = first[0] if form.depth == 1 else ibp_from(form, first, spec)[-1][0]
+        values = first[0] if form.depth == 1 else ibp(form, None, None, spec, first=first)[-1][0]
     elif method == "crown":
         values = crown(form, x0, eps, norm, domain, spec)[-1][0]
     else:
@@ -89,21 +89,6 @@ def margin_bounds(model: nn.Module, x, label: int, eps: float, norm: str = "linf
                                            stop_at_negative=stop_at_negative)
         info.update(solver)
     return (values, info) if return_info else values
-
-
-def ibp_from(form, first, spec):
-    """IBP through layers 2..L from the pre-activation bounds ``first`` of layer 1."""
-    bounds = [first]
-    a_lo, a_hi = np.maximum(first[0], 0.0), np.maximum(first[1], 0.0)
-    for k in range(1, form.depth):
-        w, b = form.weights[k], form.biases[k]
-        if k == form.depth - 1:
-            w, b = spec @ w, spec @ b
-        mid, rad = (a_lo + a_hi) / 2, (a_hi - a_lo) / 2
-        l, u = w @ mid + b - np.abs(w) @ rad, w @ mid + b + np.abs(w) @ rad
-        bounds.append((l, u))
-        a_lo, a_hi = np.maximum(l, 0.0), np.maximum(u, 0.0)
-    return bounds
 
 
 def hidden_bounds(form, x0, eps, domain):
