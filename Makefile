@@ -23,6 +23,9 @@ $(VENV)/.installed: pyproject.toml
 	# which conflicts with Sphinx; it runs with newer requests, so it is installed without its
 	# dependencies (the ones it uses, torch, numpy, scipy and tqdm, are ours).
 	$(PY) -m pip install --quiet --no-deps "torchattacks==3.5.1"
+	# The DDRS and ANCER authors' packages, to cross-check our optimizers in the tests (test-only;
+	# without their dependencies: the modules the tests import need only torch and scipy).
+	$(PY) -m pip install --quiet --no-deps "ddsmoothing-python==1.0.0" "ancer-python==1.0.0"
 	@touch $@
 
 setup: $(VENV)/.installed

@@ -39,6 +39,18 @@ def small_cnn(num_classes: int = 10) -> nn.Sequential:
     )
 
 
+def rddrs_cnn(num_classes: int = 10) -> nn.Sequential:
+    """The MNIST CNN of the RDDRS experiments (Labarbarie et al. 2022, ``code/train.py``):
+    conv(16, 5x5, pad 2) -> ReLU -> maxpool 2 -> conv(32, 5x5, pad 2) -> ReLU -> maxpool 2 ->
+    linear(num_classes). The authors' network ends in a softmax; this one returns logits (the
+    smoothing code applies the softmax where the surrogates need probabilities)."""
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(32 * 7 * 7, num_classes),
+    )
+
+
 def linear(num_classes: int = 10) -> nn.Sequential:
     """Multinomial logistic regression on the 784 pixels."""
     return nn.Sequential(nn.Flatten(), nn.Linear(784, num_classes))
@@ -98,7 +110,7 @@ def aol_network(widths=(256, 256), in_features: int = 784, num_classes: int = 10
     return nn.Sequential(*layers)
 
 
-MODELS = {"lenet": lenet, "small_cnn": small_cnn, "linear": linear,
+MODELS = {"lenet": lenet, "small_cnn": small_cnn, "linear": linear, "rddrs_cnn": rddrs_cnn,
           **{f"fc{w}": (lambda num_classes=10, w=w: fully_connected(w, num_classes)) for w in (16, 32, 64, 128)},
           "aol": lambda num_classes=10: aol_network((256, 256), 784, num_classes),
           "ibp_small": ibp_small, "ibp_medium": ibp_medium}

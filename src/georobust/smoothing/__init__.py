@@ -6,12 +6,15 @@
 * :mod:`~georobust.smoothing.training` — base-classifier training for large radii (Gaussian
   augmentation, SmoothAdv, MACER, Consistency).
 * :mod:`~georobust.smoothing.attack` — PGD on the smoothed classifier (Salman et al. 2019).
+* :mod:`~georobust.smoothing.anisotropic` — :class:`AnisotropicSmooth`, noise C z and its ellipsoid
+  certificate; :mod:`~georobust.smoothing.data_dependent` — DDRS, ANCER, RDDRS and their soundness.
 * :mod:`~georobust.smoothing.plots` — certified-accuracy curves, radius against n, σ matrices.
 
 Layer 1: imports from ``core`` and ``theory`` only.
 """
 
-from . import attack, logs, plots, smooth, training
+from . import anisotropic, attack, data_dependent, logs, plots, smooth, training
+from .anisotropic import AnisotropicSmooth, proxy_radius, radius_l2, region_contains
 from .attack import pgd_on_smoothed, smooth_pgd_l2, smoothed_nll
 from .logs import (LOG_COLUMNS, PREDICT_COLUMNS, abstention_rate, as_logged, at_cap, within_cap, attack_targets, average_certified_radius,
                    certified_accuracy, certify_dataset, is_complete, predict_dataset, read_log,
@@ -21,7 +24,8 @@ from .smooth import (ABSTAIN, Smooth, certify_from_counts, fill_noise, certify_t
                      topk_radius)
 from .training import consistency_objective, gaussian_objective, macer_objective, noise_objective, smoothadv_objective
 
-__all__ = ["attack", "logs", "plots", "smooth", "training", "pgd_on_smoothed", "smooth_pgd_l2", "smoothed_nll",
+__all__ = ["anisotropic", "data_dependent", "AnisotropicSmooth", "proxy_radius", "radius_l2", "region_contains",
+           "attack", "logs", "plots", "smooth", "training", "pgd_on_smoothed", "smooth_pgd_l2", "smoothed_nll",
            "LOG_COLUMNS", "PREDICT_COLUMNS", "abstention_rate", "as_logged", "at_cap", "within_cap", "attack_targets", "average_certified_radius",
            "certified_accuracy", "certify_dataset", "is_complete", "predict_dataset", "read_log",
            "read_predict_log", "require_log", "plot_certified_accuracy", "plot_matrix", "plot_radius_vs_n",

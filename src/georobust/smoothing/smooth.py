@@ -221,7 +221,10 @@ class Smooth:
         self.norm = NATURAL_NORM[self.noise]
         self.input_shape = None if input_shape is None else tuple(int(s) for s in input_shape)
 
-    def _draw(self, out: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def _draw(self, out: torch.Tensor, generator: torch.Generator, index: int = 0) -> torch.Tensor:
+        """Fill ``out`` with noise for input number ``index`` of the current call (the same law for
+        every input here; :class:`~georobust.smoothing.anisotropic.AnisotropicSmooth` may give each
+        input its own covariance)."""
         return fill_noise(out, self.noise, self.sigma, generator)
 
     # ------------------------------------------------------------------ public API
@@ -353,7 +356,7 @@ class Smooth:
                 for i, start, length in chunk:
                     if i not in gens:
                         gens[i] = torch.Generator(device=xs.device).manual_seed(seeds[i])
-                    self._draw(buf[off:off + length], gens[i]).add_(xs[i])
+                    self._draw(buf[off:off + length], gens[i], i).add_(xs[i])
                     if start + length == per:
                         del gens[i]  # input i has drawn all its n0 + n samples
                     n_sel = min(max(n0 - start, 0), length)  # its draws before n0 are selection draws
