@@ -209,6 +209,21 @@ def test_no_broken_internal_links(built_book, page):
     assert htmlcheck.broken_links(html, built_book.html) == []
 
 
+def test_the_map_links_every_chapter_it_names(built_book):
+    """Every chapter that data/survey/map.yml names and the book contains is linked from the map's
+    page, and each link resolves; a chapter not yet in the book is named as forthcoming."""
+    from georobust.book import survey
+
+    html = built_book.html / "book" / "chapters" / "survey-map.html"
+    page = htmlcheck.parse(html.read_text(encoding="utf-8"))
+    linked = {Path(link.split("#")[0]).stem for link in page.links if ".html" in link and "://" not in link}
+    named = {c for node in survey.load_map()["nodes"] for c in node.get("chapters", [])}
+    in_book = survey.book_chapters(built_book.root / "_toc.yml")
+    assert named & in_book, "the map links no chapter"
+    assert sorted((named & in_book) - linked) == [], "chapters of the map that its page does not link"
+    assert htmlcheck.broken_links(html, built_book.html) == []
+
+
 @pytest.mark.parametrize("name", CHAPTERS)
 def test_chapter_page_shows_profile_figures_and_no_raw_glue(built_book, name):
     html = built_book.html / "book" / "chapters" / f"{name}.html"
