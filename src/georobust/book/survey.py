@@ -306,7 +306,10 @@ def results_table(rows: list[dict], dataset: str, norm: str) -> tuple[str, list[
     from .tables import markdown_table
 
     sel = [r for r in rows if r["dataset"] == dataset and r["norm"] == norm]
-    radii = sorted({(r["radius"], r["radius_label"]) for r in sel})
+    labels: dict[float, str] = {}
+    for r in sel:
+        labels.setdefault(r["radius"], r["radius_label"])
+    radii = sorted(labels.items())
     sources: list[str] = []
     lines: dict[tuple, dict] = {}
     for r in sel:
