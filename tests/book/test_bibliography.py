@@ -97,3 +97,10 @@ def test_duplicate_key_is_caught(tmp_path):
     bib.write_text("@misc{a, title = {x}, url = {u}}\n@misc{a, title = {y}, url = {v}}\n")
     with pytest.raises(ValueError, match="appears twice"):
         survey.read_bib(bib)
+
+
+def test_a_stray_brace_is_caught(tmp_path):
+    bib = tmp_path / "r.bib"
+    bib.write_text("@misc{a, title = {x}, url = {u}}\n}\n@misc{b, title = {y}, url = {v}}\n")
+    with pytest.raises(ValueError, match="entry 'a' .* single closing brace"):
+        survey.read_bib(bib)

@@ -54,7 +54,8 @@ def read_bib(path: str | Path = BIB) -> dict[str, dict]:
     Raises ``ValueError`` on a key that appears twice."""
     text = Path(path).read_text(encoding="utf-8")
     entries: dict[str, dict] = {}
-    for m in _ENTRY.finditer(text):
+    matches = list(_ENTRY.finditer(text))
+    for m, nxt in zip(matches, matches[1:] + [None]):
         key = m.group(2)
         if key in entries:
             raise ValueError(f"bibliography key {key!r} appears twice in {path}")
@@ -66,6 +67,9 @@ def read_bib(path: str | Path = BIB) -> dict[str, dict]:
             value, i = _braced(text, f.end())
             entry[f.group(1).lower()] = " ".join(value.split())
             i = re.match(r"\s*,?", text[i:]).end() + i
+        rest = text[i:nxt.start() if nxt else len(text)]
+        if not re.fullmatch(r"\s*\}\s*", rest):
+            raise ValueError(f"entry {key!r} of {path} does not end with a single closing brace: {rest.strip()[:40]!r}")
         entries[key] = entry
     return entries
 
