@@ -157,9 +157,11 @@ def draw_map(spec: dict, width: float = 15.0):
         x, y = pos[n["id"]]
         for p in n.get("builds_on", []):
             px, py = pos[p]
+            # same column: straight to the next box, bowed out past the boxes in between
+            rad = 0.12 if px != x else (0.0 if abs(py - y) <= 1 else -0.32 - 0.04 * abs(py - y))
             ax.annotate("", xy=(x, y), xytext=(px, py), zorder=1,
                         arrowprops=dict(arrowstyle="-|>", color="0.55", lw=0.9, shrinkA=26, shrinkB=26,
-                                        connectionstyle="arc3,rad=0.12" if px != x else "arc3,rad=0"))
+                                        connectionstyle=f"arc3,rad={rad}"))
     for n in spec["nodes"]:
         x, y = pos[n["id"]]
         label = "\n".join(textwrap.wrap(n["label"], 22))
