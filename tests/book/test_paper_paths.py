@@ -24,6 +24,8 @@ MNIST = os.environ.get("GEOROBUST_MNIST")
 
 # budgets only: nothing here changes which code runs, only how much of it
 SHRUNK = {
+    # the survey pages read committed files only: no budget to shrink
+    "survey-map": {}, "survey-timeline": {}, "survey-results": {}, "survey-open-problems": {},
     "robustness-defined": {"n_train": 512, "n_test": 50, "epochs": 2, "pgd_steps": 5, "pgd_restarts": 1,
                            "power_iters": 100, "eps_grid": [0.0, 0.5, 1.0]},
     "neyman-pearson": {"n_candidates": 20000, "n_discrete_trials": 100},
