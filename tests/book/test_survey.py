@@ -29,6 +29,8 @@ def test_first_year_is_the_arxiv_year_when_earlier():
     assert survey.first_year(BIB["a2019"]) == 2018
     assert survey.first_year(BIB["b2020"]) == 2020
     assert survey.short_authors(BIB["a2019"]) == "Doe and Roe" and survey.short_authors(BIB["b2020"]) == "Poe"
+    assert survey.short_authors({"author": "M{\\\"u}ller, Mark and Eckert, F. and Vechev, M."}) == "Müller et al."
+    assert survey.detex("{\\v{C}}encov, Vor{\\'a}{\\v{c}}ek") == "Čencov, Voráček"
 
 
 def test_a_map_with_an_unknown_node_or_key_is_refused(tmp_path):

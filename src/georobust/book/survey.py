@@ -99,10 +99,21 @@ def identifiers(entry: dict) -> list[tuple[str, str]]:
     return out
 
 
+_ACCENTS = {'"': "\u0308", "'": "\u0301", "`": "\u0300", "^": "\u0302", "~": "\u0303", "v": "\u030c"}
+
+
+def detex(text: str) -> str:
+    """TeX accents and braces to Unicode: ``M{\\"u}ller`` -> ``Müller``, ``{\\v{C}}encov`` -> ``Čencov``."""
+    import unicodedata
+
+    text = re.sub(r"\\([\"'`^~v])\{?(\w)\}?", lambda m: m.group(2) + _ACCENTS[m.group(1)], text)
+    return unicodedata.normalize("NFC", text.replace("{", "").replace("}", ""))
+
+
 def short_authors(entry: dict) -> str:
-    """"Cohen et al." / "Hein and Andriushchenko" / "Ehlers" from the author field (TeX accents dropped)."""
-    names = [n.strip() for n in entry.get("author", "").split(" and ") if n.strip()]
-    last = [re.sub(r"[{}\\'\"`^~v]", "", n.split(",")[0] if "," in n else n.split()[-1]) for n in names]
+    """"Cohen et al." / "Hein and Andriushchenko" / "Ehlers" from the author field."""
+    names = [n.strip() for n in detex(entry.get("author", "")).split(" and ") if n.strip()]
+    last = [n.split(",")[0] if "," in n else n.split()[-1] for n in names]
     if not last:
         return "?"
     return last[0] if len(last) == 1 else f"{last[0]} and {last[1]}" if len(last) == 2 else f"{last[0]} et al."
