@@ -30,15 +30,20 @@ __all__ = ["METRICS", "rddrs_objective", "rddrs_euclidean_gradient", "optimize_r
 METRICS = ("affine", "log_euclidean")
 
 
-def _terms(c):
-    """P = det(C)^{1/d}, K = λ_min(C) and their Euclidean gradients P/d·C⁻¹ and v vᵀ."""
-    lam, u = torch.linalg.eigh(spd.sym(c))
+def _terms(c, decomposition=None):
+    """P = det(C)^{1/d}, K = λ_min(C) and their Euclidean gradients P/d·C⁻¹ and v vᵀ
+    (``decomposition``: C's (eigenvalues, eigenvectors) if already known)."""
+    lam, u = torch.linalg.eigh(spd.sym(c)) if decomposition is None else decomposition
     d = c.shape[-1]
     p = torch.exp(torch.log(lam).mean(-1))
     k = lam[..., 0]
     grad_p = (p / d).reshape(-1, 1, 1) * ((u / lam.unsqueeze(-2)) @ u.transpose(-1, -2))
     v = u[..., :, 0]
     return p, k, grad_p, v.unsqueeze(-1) * v.unsqueeze(-2)
+
+
+def _compose(lam, u):
+    return (u * lam.unsqueeze(-2)) @ u.transpose(-1, -2)
 
 
 def rddrs_objective(model, xs, c, z, kappa=1e-8, clamp=(0.001, 0.999)):
@@ -49,11 +54,12 @@ def rddrs_objective(model, xs, c, z, kappa=1e-8, clamp=(0.001, 0.999)):
     return gap.to(c.dtype) * (p + kappa * k)
 
 
-def rddrs_euclidean_gradient(model, xs, c, z_value, z_grad, kappa=1e-8, clamp=(0.001, 0.999), chunk=2000):
+def rddrs_euclidean_gradient(model, xs, c, z_value, z_grad, kappa=1e-8, clamp=(0.001, 0.999), chunk=2000,
+                             decomposition=None):
     """(∇F, F): the Euclidean gradient of the objective at C (B, d, d) and its value.
 
     R and the 1/φ(Φ⁻¹p) factors from the draws ``z_value`` (B, m, d); ∇p_c from ``z_grad``
-    (B, M, d), processed ``chunk`` draws at a time."""
+    (B, M, d), processed ``chunk`` draws at a time; ``decomposition``: C's eigendecomposition if known."""
     with torch.no_grad():
         gap, classes, vals = proxy_gap(soft_smoothed(model, xs, z_value @ c.to(xs.dtype)), clamp)
     normal = torch.distributions.Normal(0.0, 1.0)
@@ -70,7 +76,7 @@ def rddrs_euclidean_gradient(model, xs, c, z_value, z_grad, kappa=1e-8, clamp=(0
         loss = (weights * picked).sum() * (zc.shape[1] / total)
         (g,) = torch.autograd.grad(loss, cv)
         grad_r += g.to(c.dtype)
-    p, k, grad_p, grad_k = _terms(c)
+    p, k, grad_p, grad_k = _terms(c, decomposition)
     r = gap.to(c.dtype).reshape(-1, 1, 1)
     grad = grad_r * (p + kappa * k).reshape(-1, 1, 1) + r * (grad_p + kappa * grad_k)
     return spd.sym(grad), gap.to(c.dtype) * (p + kappa * k)
@@ -92,7 +98,11 @@ def optimize_rddrs(model, xs, sigma_iso, iterations: int = 98, samples: int = 10
     floor = torch.as_tensor(sigma_iso, dtype=torch.float64, device=xs.device).expand(b).clone()
     if not torch.all(floor > 0):
         raise ValueError(f"sigma_iso must be > 0; got min {float(floor.min())}")
-    c = floor.reshape(b, 1, 1) * torch.eye(d, dtype=torch.float64, device=xs.device)
+    # C is carried with its eigendecomposition (λ, U): each step then needs one eigh (log-Euclidean)
+    # or two (affine-invariant), and the superset projection acts on λ directly
+    lam = floor.reshape(b, 1).expand(b, d).clone()
+    u = torch.eye(d, dtype=torch.float64, device=xs.device).expand(b, d, d).clone()
+    c = _compose(lam, u)
     trace = []
     was_training = getattr(model, "training", False)
     if hasattr(model, "eval"):
@@ -101,14 +111,20 @@ def optimize_rddrs(model, xs, sigma_iso, iterations: int = 98, samples: int = 10
         for _ in range(iterations):
             z_value = draw_standard(xs, samples, generator)
             z_grad = draw_standard(xs, grad_samples, generator)
-            grad, value = rddrs_euclidean_gradient(model, xs, c, z_value, z_grad, kappa, clamp, chunk)
+            grad, value = rddrs_euclidean_gradient(model, xs, c, z_value, z_grad, kappa, clamp, chunk, (lam, u))
             trace.append(value)
             if metric == "affine":
-                c = spd.affine_exp(c, lr * spd.affine_gradient(c, grad))
+                half = _compose(lam.sqrt(), u)
+                ihalf = _compose(lam.rsqrt(), u)
+                step = spd.sym(ihalf @ (lr * spd.affine_gradient(c, grad)) @ ihalf)
+                lam, u = torch.linalg.eigh(spd.sym(half @ spd.spd_exp(step) @ half))
             else:
-                log_c = spd.spd_log(c)
-                c = spd.spd_exp(log_c + lr * spd.log_euclidean_gradient(log_c, grad))
-            c = spd.clamp_eigenvalues(c, floor)
+                log_c = _compose(lam.log(), u)
+                moved = log_c + lr * spd.log_euclidean_gradient(log_c, grad, (lam.log(), u))
+                log_lam, u = torch.linalg.eigh(spd.sym(moved))
+                lam = log_lam.exp()
+            lam = torch.maximum(lam, floor.reshape(b, 1))  # the superset projection
+            c = _compose(lam, u)
             if progress is not None:
                 progress()
     finally:

@@ -67,9 +67,10 @@ def ideal_ddrs(p_one, sigmas, p_cap: float = 0.999):
     return np.asarray(sigmas)[best], (p_one[rows, best] > 0.5).astype(np.int64), radius[rows, best]
 
 
-def naive_violations(points, classes, radii):
-    """Pairs (i, j, depth) with ‖x_j − x_i‖ < r_i and G(x_j) ≠ G(x_i): x_j inside the region
-    certified at x_i but classified otherwise; depth = r_i − ‖x_j − x_i‖ > 0. Sorted by depth."""
+def naive_violations(points, classes, radii, tol: float = 1e-9):
+    """Pairs (i, j, depth) with ‖x_j − x_i‖ < r_i − tol and G(x_j) ≠ G(x_i): x_j inside the region
+    certified at x_i but classified otherwise; depth = r_i − ‖x_j − x_i‖ > tol (``tol`` keeps
+    rounding at a tie on the boundary, p = 1/2 exactly, from counting). Sorted by depth."""
     pts = np.asarray(points, dtype=float)
     pts = pts.reshape(len(pts), -1)
     classes, radii = np.asarray(classes), np.asarray(radii, dtype=float)
@@ -78,7 +79,7 @@ def naive_violations(points, classes, radii):
         if classes[i] == ABSTAIN or radii[i] <= 0:
             continue
         dist = np.linalg.norm(pts - pts[i], axis=1)
-        bad = np.flatnonzero((dist < radii[i]) & (classes != classes[i]) & (classes != ABSTAIN))
+        bad = np.flatnonzero((dist < radii[i] - tol) & (classes != classes[i]) & (classes != ABSTAIN))
         out.extend((i, int(j), float(radii[i] - dist[j])) for j in bad)
     return sorted(out, key=lambda t: -t[2])
 

@@ -74,12 +74,13 @@ def affine_distance(c, y):
     return torch.log(lam).square().sum(-1).sqrt()
 
 
-def log_euclidean_gradient(log_c, euclidean_grad):
+def log_euclidean_gradient(log_c, euclidean_grad, decomposition=None):
     """∇_L F(exp L) = Dexp_L*(sym ∇F): the gradient of F∘exp at L = log C (Daleckii–Krein).
 
     With L = U diag(l) Uᵀ and G̃ = Uᵀ sym(∇F) U, the result is U (G̃ ∘ Γ) Uᵀ with
-    Γ_ij = (e^{l_i} − e^{l_j})/(l_i − l_j) (and e^{l_i} on ties)."""
-    lam, u = torch.linalg.eigh(sym(log_c))
+    Γ_ij = (e^{l_i} − e^{l_j})/(l_i − l_j) (and e^{l_i} on ties). ``decomposition``: L's
+    (eigenvalues, eigenvectors) if already known."""
+    lam, u = torch.linalg.eigh(sym(log_c)) if decomposition is None else decomposition
     e = torch.exp(lam)
     diff_l = lam.unsqueeze(-1) - lam.unsqueeze(-2)
     diff_e = e.unsqueeze(-1) - e.unsqueeze(-2)
