@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from .surrogate import check_batch, draw_standard, proxy_gap, soft_smoothed
+from .surrogate import check_batch, draw_standard, evaluating, proxy_gap, soft_smoothed
 
 __all__ = ["ancer_objective", "optimize_ancer"]
 
@@ -44,10 +44,7 @@ def optimize_ancer(model, xs, sigma_iso, iterations: int = 100, samples: int = 1
         raise ValueError(f"sigma_iso must be > 0; got min {float(start.min())}")
     theta = start.clone().requires_grad_(True)
     opt = torch.optim.Adam([theta], lr=lr)
-    was_training = getattr(model, "training", False)
-    if hasattr(model, "eval"):
-        model.eval()
-    try:
+    with evaluating(model):
         for _ in range(iterations):
             z = draw_standard(xs, samples, generator)
             loss = -ancer_objective(model, xs, theta, z, kappa, clamp).sum()
@@ -59,7 +56,4 @@ def optimize_ancer(model, xs, sigma_iso, iterations: int = 100, samples: int = 1
                 torch.maximum(theta, start, out=theta)
             if progress is not None:
                 progress()
-    finally:
-        if was_training:
-            model.train()
     return theta.detach().reshape(xs.shape)

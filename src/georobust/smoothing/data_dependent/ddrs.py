@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from .surrogate import check_batch, draw_standard, proxy_gap, soft_smoothed
+from .surrogate import check_batch, draw_standard, evaluating, proxy_gap, soft_smoothed
 
 __all__ = ["ddrs_objective", "optimize_ddrs"]
 
@@ -43,10 +43,7 @@ def optimize_ddrs(model, xs, sigma0, iterations: int = 100, samples: int = 100, 
     sigma = torch.as_tensor(sigma0, dtype=xs.dtype, device=xs.device).expand(len(xs)).clone()
     if not torch.all(sigma > 0):
         raise ValueError(f"sigma0 must be > 0; got min {float(sigma.min())}")
-    was_training = getattr(model, "training", False)
-    if hasattr(model, "eval"):
-        model.eval()
-    try:
+    with evaluating(model):
         for _ in range(iterations):
             z = draw_standard(xs, samples, generator)
             sig = sigma.clone().requires_grad_(True)
@@ -54,7 +51,4 @@ def optimize_ddrs(model, xs, sigma0, iterations: int = 100, samples: int = 100, 
             sigma = sigma + lr * grad
             if progress is not None:
                 progress()
-    finally:
-        if was_training:
-            model.train()
     return sigma.abs().detach()

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ..anisotropic import AnisotropicSmooth
-from ..smooth import ABSTAIN
+from ..smooth import ABSTAIN, _model_device
 from .ancer import optimize_ancer
 from .ddrs import optimize_ddrs
 from .rddrs import optimize_rddrs
@@ -100,8 +100,7 @@ def run_method(method: str, model, images, labels, sigma: float, log_path, *, n0
         start_sigma = dict(zip(d["idx"].tolist(), d["sigma_min"].tolist()))
     todo = [i for i in range(len(images)) if i not in done]
     shape = tuple(images.shape[1:])
-    device = next(iter(model.parameters())).device if isinstance(model, torch.nn.Module) and any(
-        True for _ in model.parameters()) else images.device
+    device = _model_device(model) or images.device
     for first in range(0, len(todo), batch):
         idx = todo[first:first + batch]
         xs = images[idx].to(device)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 
 from . import spd
-from .surrogate import check_batch, draw_standard, proxy_gap, soft_smoothed
+from .surrogate import check_batch, draw_standard, evaluating, proxy_gap, soft_smoothed
 
 __all__ = ["METRICS", "rddrs_objective", "rddrs_euclidean_gradient", "optimize_rddrs"]
 
@@ -104,10 +104,7 @@ def optimize_rddrs(model, xs, sigma_iso, iterations: int = 98, samples: int = 10
     u = torch.eye(d, dtype=torch.float64, device=xs.device).expand(b, d, d).clone()
     c = _compose(lam, u)
     trace = []
-    was_training = getattr(model, "training", False)
-    if hasattr(model, "eval"):
-        model.eval()
-    try:
+    with evaluating(model):
         for _ in range(iterations):
             z_value = draw_standard(xs, samples, generator)
             z_grad = draw_standard(xs, grad_samples, generator)
@@ -127,7 +124,4 @@ def optimize_rddrs(model, xs, sigma_iso, iterations: int = 98, samples: int = 10
             c = _compose(lam, u)
             if progress is not None:
                 progress()
-    finally:
-        if was_training:
-            model.train()
     return c.detach(), (torch.stack(trace) if trace else torch.zeros(0, b, dtype=torch.float64))

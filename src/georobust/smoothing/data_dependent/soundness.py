@@ -174,14 +174,13 @@ class PartitionSmooth:
         if len(kinds) != 1:
             raise ValueError(f"scales must all be of one kind; got {sorted(kinds)}")
         self.smooth = AnisotropicSmooth(base_classifier, num_classes, scales[0], input_shape=input_shape)
+        self._smallest = torch.tensor([radius_l2(t, 1.0) for _, t in self.scales], dtype=torch.float64)
 
     def certify_batch(self, xs, n0, n, alpha, batch_size, generator=None):
         cells = self.partition.cell(xs)
         rows = [self.scales[int(k)][1] for k in cells]
         classes, gaps = self.smooth.certify_batch(xs, n0, n, alpha, batch_size, generator, scales=rows)
-        ball = torch.tensor([radius_l2(self.scales[int(k)][1] if self.scales[int(k)][0] != "isotropic"
-                                       else float(self.scales[int(k)][1]), float(g))
-                             for k, g in zip(cells, gaps)], dtype=torch.float64)
+        ball = self._smallest[cells] * gaps
         radius = torch.minimum(ball, self.partition.distance_to_boundary(xs))
         radius = torch.where(classes == ABSTAIN, torch.zeros_like(radius), radius)
         return classes, gaps, cells, radius

@@ -10,10 +10,25 @@ DDRS step: [0.02, 0.98]). The radius surrogates are (σ/2)·gap (DDRS), det(C)^{
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 from torch.distributions import Normal
 
-__all__ = ["soft_smoothed", "proxy_gap", "draw_standard", "check_batch"]
+__all__ = ["soft_smoothed", "proxy_gap", "draw_standard", "check_batch", "evaluating"]
+
+
+@contextmanager
+def evaluating(model):
+    """``model`` in eval mode for the block, and back in training mode afterwards if it was."""
+    was_training = getattr(model, "training", False)
+    if hasattr(model, "eval"):
+        model.eval()
+    try:
+        yield model
+    finally:
+        if was_training:
+            model.train()
 
 
 def check_batch(xs, name="xs"):
