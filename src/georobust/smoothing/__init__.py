@@ -8,14 +8,17 @@
 * :mod:`~georobust.smoothing.attack` — PGD on the smoothed classifier (Salman et al. 2019).
 * :mod:`~georobust.smoothing.anisotropic` — :class:`AnisotropicSmooth`, noise C z and its ellipsoid
   certificate; :mod:`~georobust.smoothing.data_dependent` — DDRS, ANCER, RDDRS and their soundness.
+* :mod:`~georobust.smoothing.median` — :class:`MedianSmooth`, percentile smoothing of a regressor
+  and its certified output bounds (Chiang et al. 2020).
 * :mod:`~georobust.smoothing.plots` — certified-accuracy curves, radius against n, σ matrices.
 
 Layer 1: imports from ``core`` and ``theory`` only.
 """
 
-from . import anisotropic, attack, data_dependent, logs, plots, smooth, training
+from . import anisotropic, attack, data_dependent, logs, median, plots, smooth, training
 from .anisotropic import AnisotropicSmooth, proxy_radius, radius_l2, region_contains
 from .attack import pgd_on_smoothed, smooth_pgd_l2, smoothed_nll
+from .median import MedianSmooth
 from .logs import (LOG_COLUMNS, PREDICT_COLUMNS, abstention_rate, as_logged, at_cap, within_cap, attack_targets, average_certified_radius,
                    certified_accuracy, certify_dataset, is_complete, predict_dataset, read_log,
                    read_predict_log, require_log)
@@ -31,4 +34,4 @@ __all__ = ["anisotropic", "data_dependent", "AnisotropicSmooth", "proxy_radius",
            "read_predict_log", "require_log", "plot_certified_accuracy", "plot_matrix", "plot_radius_vs_n",
            "ABSTAIN", "Smooth", "certify_from_counts", "certify_topk_from_counts", "predict_from_counts",
            "topk_radius", "consistency_objective", "gaussian_objective", "macer_objective", "noise_objective",
-           "smoothadv_objective", "fill_noise"]
+           "smoothadv_objective", "fill_noise", "median", "MedianSmooth"]
