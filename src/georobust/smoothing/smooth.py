@@ -256,6 +256,22 @@ class Smooth:
         classes, radii = self.certify_batch(self._as_batch(x, single=True), n0, n, alpha, batch_size, generator)
         return int(classes[0]), float(radii[0])
 
+    def certify_adaptive(self, x: torch.Tensor, n0: int, n_max: int, alpha: float, batch_size: int,
+                         generator=None, **options) -> tuple[int, float, int]:
+        """Adaptive CERTIFY for one input: (class or ABSTAIN, radius or 0.0, n_used).
+
+        Selection with n0 samples as in :meth:`certify`; estimation in looks at a fixed geometric
+        schedule up to n_max samples, α split over the looks, stopping once the radius is within a
+        tolerance of what n_max samples would give (Chen et al., AAAI 2022). Same guarantee as
+        :meth:`certify` — with probability at least 1−α a returned class and radius are correct —
+        whatever the stopping rule (union bound over the looks). n_used counts all samples drawn,
+        n0 included. Delegates to :func:`georobust.smoothing.adaptive.certify_adaptive`, which
+        states the algorithm, its proof and the ``options`` (tolerance, first_look, growth).
+        """
+        from .adaptive import certify_adaptive
+
+        return certify_adaptive(self, x, n0, n_max, alpha, batch_size, generator, **options)
+
     def certify_batch(self, xs: torch.Tensor, n0: int, n: int, alpha: float, batch_size: int, generator=None):
         """CERTIFY for every row of ``xs`` (shape (B, *input_shape)) in one pass of noisy batches.
 
