@@ -8,6 +8,9 @@ and clips into the box. The attack starts from a uniformly random point of the b
 :class:`torch.Generator`) and is restarted ``restarts`` times; an example counts as broken as soon
 as any iterate of any restart is misclassified, so it counts as robust only if every restart fails.
 
+:func:`pgd_l2_objective` is ℓ2 PGD on any differentiable per-example objective with no box, for
+regressors (e.g. pushing a predicted position as far as possible).
+
 A success is a witness: the returned ``x_adv`` lies in the ball (up to float rounding) and the box,
 and the model misclassifies it. So the fraction of examples that survive the attack is an *upper*
 bound on the robust accuracy at ε; a failed attack proves nothing.
@@ -263,3 +266,59 @@ def robust_accuracy_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, ep
             broken_at[todo[res.success.cpu()]] = eps
         acc.append(float((broken_at > eps).double().mean().item()) if len(x) else float("nan"))
     return RobustnessCurve(tuple(grid), tuple(acc), broken_at)
+
+
+def pgd_l2_objective(objective, x: torch.Tensor, eps: float, *, steps: int = 50, restarts: int = 1,
+                     step_size: float | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    """ℓ2 PGD that maximizes a per-example objective over the ball ‖δ‖₂ ≤ eps (no box: inputs are
+    real-valued, e.g. positions; for the [0, 1] pixel box and a classification loss see :func:`pgd`).
+
+    ``objective`` maps a batch x + δ (N×…) to N values to be increased, differentiably (e.g. the
+    displacement of a regressor's output from its clean value). Steps α·g/‖g‖₂ with α =
+    ``step_size`` (default 2.5·eps/steps, Madry et al.), projection by scaling onto the ball, uniform
+    random starts in the ball from ``generator`` (a fresh one seeded 0 on x's device if None), and
+    the best iterate of every restart kept per example. Returns the perturbed inputs x + δ*; the
+    objective there is a lower bound on its maximum over the ball (a failed search proves nothing).
+    """
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() < 2:
+        raise ValueError(f"x must be a floating-point batch (N×…); got {getattr(x, 'shape', type(x).__name__)}")
+    if eps is None or not 0 <= eps < math.inf:
+        raise ValueError(f"eps must be a finite number >= 0; got {eps!r}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be an integer >= 1; got {steps!r}")
+    if isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 1:
+        raise ValueError(f"restarts must be an integer >= 1; got {restarts!r}")
+    if step_size is not None and not step_size > 0:
+        raise ValueError(f"step_size must be > 0; got {step_size!r}")
+    if generator is None:
+        generator = torch.Generator(device=x.device).manual_seed(0)
+    elif generator.device.type != x.device.type:
+        raise ValueError(f"generator is on {generator.device} but x is on {x.device}")
+    eps = float(eps)
+    alpha = float(step_size) if step_size is not None else 2.5 * eps / steps
+    x = x.detach()
+    with torch.no_grad():
+        best_x, best = x.clone(), objective(x).detach()
+    if eps == 0:
+        return best_x
+
+    def keep(cand):
+        nonlocal best_x, best
+        with torch.no_grad():
+            val = objective(cand).detach()
+            better = val > best
+            best = torch.where(better, val, best)
+            best_x[better] = cand[better]
+
+    for _ in range(restarts):
+        delta = random_ball(x.shape, eps, generator, x.device, x.dtype)
+        for _ in range(steps):
+            delta.requires_grad_(True)
+            grad, = torch.autograd.grad(objective(x + delta).sum(), delta)
+            with torch.no_grad():
+                delta = delta.detach() + alpha * ascent_direction(grad, "l2")
+                size = _flat_norm(delta)
+                delta = delta * torch.where(size > eps, eps / size.clamp_min(torch.finfo(delta.dtype).tiny),
+                                            torch.ones_like(size))
+            keep(x + delta)
+    return best_x
