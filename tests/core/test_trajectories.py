@@ -47,7 +47,7 @@ def test_straight_flight_takes_equal_steps_on_a_line():
 
 def test_a_coordinated_turn_moves_on_a_circle_of_radius_v_over_omega():
     rate = 2.0
-    cfg = TrackConfig(p_turn=1.0, turn_rate=(rate, rate), segment=(1e6, 1e6), speed=(0.2, 0.2), **QUIET)
+    cfg = TrackConfig(p_turn=1.0, turn_rate=(rate, rate), turn_angle=(1000.0, 1000.0), speed=(0.2, 0.2), **QUIET)
     _, true = simulate_tracks(5, 20, gen(3), cfg)
     omega = rate * math.pi / 180
     chord = 2 * (0.2 / omega) * math.sin(omega * cfg.dt / 2)
@@ -71,7 +71,7 @@ def test_measurement_noise_has_the_stated_standard_deviation():
 
 @pytest.mark.parametrize("kwargs, name", [(dict(dt=0.0), "dt"), (dict(speed=(0.3, 0.2)), "speed"),
                                           (dict(p_turn=1.5), "p_turn"), (dict(position_noise=-1.0), "position_noise"),
-                                          (dict(segment=(0.0, 10.0)), "segment")])
+                                          (dict(segment=(0.0, 10.0)), "segment"), (dict(turn_angle=(10.0, 5.0)), "turn_angle")])
 def test_bad_config_is_refused_by_name(kwargs, name):
     with pytest.raises(ValueError, match=f"^{name} must"):
         TrackConfig(**kwargs)
@@ -91,8 +91,9 @@ def test_bad_arguments_are_refused_by_name():
 
 
 def test_the_predictor_is_translation_equivariant_and_learns():
-    torch.manual_seed(0)  # parameter initialisation only
-    model = TrajectoryMLP(8, 4).double()
+    model = TrajectoryMLP(8, 4, generator=gen(9)).double()
+    same = TrajectoryMLP(8, 4, generator=gen(9)).double()
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), same.parameters()))
     measured, true = simulate_tracks(600, 12, gen(5))
     shift = torch.tensor([30.0, -12.0], dtype=torch.float64)
     with torch.no_grad():
@@ -131,3 +132,19 @@ def test_pgd_objective_refuses_bad_input_and_does_nothing_at_zero_budget():
         pgd_l2_objective(lambda z: z.sum(1), x, 1.0, steps=0)
     with pytest.raises(ValueError, match="^x must"):
         pgd_l2_objective(lambda z: z.sum(1), torch.zeros(3, dtype=torch.long), 1.0)
+
+
+def test_a_turn_ends_after_its_heading_change():
+    """Turns of exactly 45° at 1.5°/s with dt = 5 s: each lasts 6 steps of 7.5°. A step's chord points
+    along the mean heading of the step, so chord 5 is 37.5° from chord 0, and chord 6 (the first of
+    the first of the next turn) is 45° from it if that turn goes the same way, 37.5° if it goes the
+    other way — which some tracks do, so the first turn stopped at 45°."""
+    cfg = TrackConfig(p_turn=1.0, turn_rate=(1.5, 1.5), turn_angle=(45.0, 45.0), dt=5.0, **QUIET)
+    _, true = simulate_tracks(6, 9, gen(11), cfg)
+    steps = true.diff(dim=1)
+    heading = torch.rad2deg(torch.atan2(steps[..., 1], steps[..., 0]))
+    turned = lambda j: (torch.remainder(heading[:, j] - heading[:, 0] + 180, 360) - 180).abs()  # noqa: E731
+    assert torch.allclose(turned(5), torch.full((6,), 37.5, dtype=torch.float64), atol=1e-6)
+    after = turned(6)
+    same, other = (after - 45.0).abs() < 1e-6, (after - 37.5).abs() < 1e-6
+    assert torch.all(same | other) and other.any()

@@ -37,8 +37,9 @@ class TrackConfig:
     """Parameters of :func:`simulate_tracks` (units: km, s, degrees).
 
     ``speed``: range of the initial ground speed (km/s); ``turn_rate``: range of |ω| in a turn
-    (deg/s); ``segment``: range of a segment's duration (s); ``p_turn``: probability that a new
-    segment is a turn (left or right with equal probability); ``speed_noise``: standard deviation of
+    (deg/s); ``turn_angle``: range of the heading change of a turn (deg; the turn lasts
+    angle/|ω|); ``segment``: range of the duration of a straight segment (s); ``p_turn``:
+    probability that a new segment is a turn (left or right with equal probability); ``speed_noise``: standard deviation of
     the per-step change of speed (km/s); ``heading_noise``: standard deviation of the per-step
     heading jitter (deg); ``position_noise``: standard deviation of the measurement noise on each
     coordinate (km); ``area``: half-width of the square of start positions (km)."""
@@ -46,6 +47,7 @@ class TrackConfig:
     dt: float = 10.0
     speed: tuple[float, float] = (0.20, 0.25)
     turn_rate: tuple[float, float] = (0.5, 3.0)
+    turn_angle: tuple[float, float] = (15.0, 90.0)
     segment: tuple[float, float] = (60.0, 300.0)
     p_turn: float = 0.5
     speed_noise: float = 0.001
@@ -57,9 +59,9 @@ class TrackConfig:
         for name in ("dt", "area"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0; got {getattr(self, name)!r}")
-        for name in ("speed", "turn_rate", "segment"):
+        for name in ("speed", "turn_rate", "turn_angle", "segment"):
             lo, hi = getattr(self, name)
-            if not 0 <= lo <= hi or (name != "turn_rate" and lo <= 0):
+            if not 0 < lo <= hi < math.inf:
                 raise ValueError(f"{name} must be a range (low, high) with 0 < low <= high; got {(lo, hi)!r}")
         if not 0 <= self.p_turn <= 1:
             raise ValueError(f"p_turn must be in [0, 1]; got {self.p_turn!r}")
@@ -79,7 +81,8 @@ def simulate_tracks(num: int, length: int, generator: torch.Generator, config: T
 
     Every track starts at a uniform point of [−area, area]², with a uniform heading and a speed in
     ``config.speed``. At each step, a track whose segment has ended draws a new one: a turn with
-    probability ``p_turn`` (rate ±U(turn_rate)), else straight flight, lasting U(segment) seconds.
+    probability ``p_turn`` (rate ±U(turn_rate), lasting U(turn_angle)/|rate|), else straight flight
+    lasting U(segment) seconds.
     The state then advances exactly over ``dt``: straight, p += v·dt·(cos ψ, sin ψ); turning at rate
     ω, p += (v/ω)·(sin(ψ+ω·dt) − sin ψ, cos ψ − cos(ψ+ω·dt)) and ψ += ω·dt; then speed and heading
     take their process noise. Measured positions are the true ones plus N(0, position_noise²) per
@@ -109,7 +112,8 @@ def simulate_tracks(num: int, length: int, generator: torch.Generator, config: T
             sign = torch.where(torch.rand(m, generator=g, dtype=dtype, device=dev) < 0.5, -1.0, 1.0).to(dtype)
             rate = _uniform((m,), c.turn_rate, g, dtype) * deg * sign
             omega[new] = torch.where(turn, rate, torch.zeros_like(rate))
-            left[new] = _uniform((m,), c.segment, g, dtype)
+            angle = _uniform((m,), c.turn_angle, g, dtype) * deg
+            left[new] = torch.where(turn, angle / rate.abs(), _uniform((m,), c.segment, g, dtype))
         turning = omega != 0
         safe = torch.where(turning, omega, torch.ones_like(omega))
         new_heading = heading + omega * c.dt
@@ -129,10 +133,13 @@ class TrajectoryMLP(nn.Module):
     (m, future, 2), both absolute positions in km.
 
     f(x) = x_last + scale · MLP((x − x_last) / scale) with two hidden ReLU layers of width
-    ``hidden``; ``scale`` (km) only sets the order of magnitude the network works in.
+    ``hidden``; ``scale`` (km) only sets the order of magnitude the network works in. With
+    ``generator``, the weights are initialised from it (PyTorch's default law for linear layers,
+    uniform on ±1/√fan_in), so that the model does not depend on the global random state.
     """
 
-    def __init__(self, past: int, future: int, hidden: int = 64, scale: float = 10.0):
+    def __init__(self, past: int, future: int, hidden: int = 64, scale: float = 10.0,
+                 generator: torch.Generator | None = None):
         super().__init__()
         for name, value in (("past", past), ("future", future), ("hidden", hidden)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -142,6 +149,13 @@ class TrajectoryMLP(nn.Module):
         self.past, self.future, self.scale = past, future, float(scale)
         self.net = nn.Sequential(nn.Linear(2 * past, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
                                  nn.Linear(hidden, 2 * future))
+        if generator is not None:
+            with torch.no_grad():
+                for layer in self.net:
+                    if isinstance(layer, nn.Linear):
+                        bound = 1 / math.sqrt(layer.in_features)
+                        for p in (layer.weight, layer.bias):
+                            p.copy_((2 * torch.rand(p.shape, generator=generator, device=generator.device) - 1) * bound)
 
     def forward(self, track: torch.Tensor) -> torch.Tensor:
         if track.ndim != 3 or track.shape[1:] != (self.past, 2):
