@@ -129,6 +129,31 @@ def test_rddrs_gradient_matches_autograd_of_the_objective_on_fixed_draws():
         assert float((grad * v).sum()) == pytest.approx(float((auto * v).sum()), rel=1e-7, abs=1e-10)
 
 
+def test_antithetic_gradient_samples_keep_the_mean_and_cut_the_variance():
+    """The cheaper RDDRS: gradient draws in pairs (z, -z). Over many repetitions, the projection of
+    the gradient estimate on a fixed direction has the mean of a 100,000-draw reference (z-test)
+    with either draw, and a smaller variance with the pairs."""
+    model = tiny_model(seed=3)
+    xs = 0.3 * torch.randn(1, 1, 4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    c = 0.4 * random_spd(16, 2, low=0.5, high=1.5, batch=(1,))
+    z_value = draw_standard(xs, 2000, torch.Generator().manual_seed(6))
+    v = random_sym(16, 7, batch=(1,))
+
+    def projection(z_grad):
+        grad, _ = rddrs_euclidean_gradient(model, xs, c, z_value, z_grad, chunk=100_000)
+        return float((grad * v).sum())
+
+    reference = projection(draw_standard(xs, 100_000, torch.Generator().manual_seed(8)))
+    gen = torch.Generator().manual_seed(9)
+    plain = np.array([projection(draw_standard(xs, 16, gen)) for _ in range(300)])
+    paired = np.array([projection(draw_standard(xs, 16, gen, antithetic=True)) for _ in range(300)])
+    for est in (plain, paired):
+        assert abs(est.mean() - reference) < 4.5 * est.std(ddof=1) / np.sqrt(len(est))
+    assert paired.var(ddof=1) < 0.5 * plain.var(ddof=1), (paired.var(), plain.var())
+    z = draw_standard(xs, 7, torch.Generator().manual_seed(0), antithetic=True)
+    assert z.shape == (1, 7, 16) and torch.equal(z[:, 4:], -z[:, :3])
+
+
 def test_optimizers_increase_their_objectives_and_keep_the_superset_condition():
     model = tiny_model(1)
     xs = 0.5 * torch.randn(3, 1, 4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
@@ -149,11 +174,26 @@ def test_optimizers_increase_their_objectives_and_keep_the_superset_condition():
         assert rddrs_objective(model, xs, c, z_eval).sum() > rddrs_objective(model, xs, c0, z_eval).sum()
 
 
+def test_the_trust_region_bounds_each_step_in_the_metric_distance():
+    model = tiny_model(2)
+    xs = 0.5 * torch.randn(2, 1, 4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    c0 = 0.3 * torch.eye(16, dtype=torch.float64).expand(2, 16, 16)
+    for metric in ("affine", "log_euclidean"):
+        moved = {}
+        for step in (None, 0.05):
+            c, _ = optimize_rddrs(model, xs, 0.3, iterations=1, samples=50, grad_samples=50, lr=50.0, metric=metric,
+                                  generator=torch.Generator().manual_seed(2), antithetic=True, max_step=step)
+            moved[step] = spd.affine_distance(c0, c)  # from σI both metrics give the same distance
+        assert torch.all(moved[0.05] <= 0.05 + 1e-9), moved
+        assert torch.all(moved[None] > 0.05), moved  # the control: without it the step is longer
+
+
 @pytest.mark.parametrize("call,match", [
     (lambda m, x: optimize_ddrs(m, x, -0.1), "sigma0 must be > 0"),
     (lambda m, x: optimize_ancer(m, x, 0.0), "sigma_iso must be > 0"),
     (lambda m, x: optimize_rddrs(m, x, 0.2, metric="bures"), "metric must be one of"),
     (lambda m, x: optimize_rddrs(m, x, 0.2, samples=0), "samples >= 1"),
+    (lambda m, x: optimize_rddrs(m, x, 0.2, max_step=0.0), "max_step must be > 0"),
     (lambda m, x: optimize_ddrs(m, x[0, 0, 0], 0.2), "xs must be a floating-point tensor"),
 ])
 def test_bad_optimizer_input_is_refused_by_name(call, match):

@@ -9,7 +9,9 @@ with that input's noise, not for a classifier that chooses its noise from the po
 
 Methods (:data:`METHODS`): ``"rs"`` (isotropic σ, Cohen et al.), ``"ddrs"``, ``"ancer"``,
 ``"rddrs"`` (affine-invariant metric), ``"rddrs_log_euclidean"``, and ``"rddrs_cheap"`` (RDDRS with
-``cheap_factor`` times fewer gradient samples: the cheaper setting whose loss is measured). ANCER
+``cheap_factor`` times fewer gradient samples, drawn in antithetic pairs (z, −z) as a control
+variate, each step shortened to at most ``cheap_max_step`` in the affine-invariant distance: the
+cheaper setting whose loss is measured). ANCER
 and the RDDRS variants start from the DDRS σ_x of the same input, read from the DDRS log.
 """
 
@@ -81,7 +83,7 @@ def run_method(method: str, model, images, labels, sigma: float, log_path, *, n0
     """Optimize and certify every input of (images, labels) with ``method``; append to ``log_path``.
 
     ``settings``: keyword arguments of the optimizers, by name ``"ddrs"``, ``"ancer"``, ``"rddrs"``
-    (and ``"cheap_factor"`` for ``"rddrs_cheap"``). Inputs are processed ``batch`` at a time, each
+    (and ``"cheap_factor"``, ``"cheap_max_step"`` for ``"rddrs_cheap"``). Inputs are processed ``batch`` at a time, each
     batch with its own generator seeded from (``seed``, its first index), so a resumed log has the
     law of an uninterrupted one. ``progress``: optional callable(count) after each batch.
     Returns the log's columns.
@@ -124,7 +126,9 @@ def run_method(method: str, model, images, labels, sigma: float, log_path, *, n0
                     if method == "rddrs_log_euclidean":
                         kw["metric"] = "log_euclidean"
                     if method == "rddrs_cheap":
-                        kw["grad_samples"] = max(1, int(kw.get("grad_samples", 20000)) // int(settings.get("cheap_factor", 8)))
+                        kw["grad_samples"] = max(2, int(kw.get("grad_samples", 20000)) // int(settings.get("cheap_factor", 8)))
+                        kw["antithetic"] = True
+                        kw["max_step"] = float(settings.get("cheap_max_step", 1.0))
                     opt, _ = optimize_rddrs(model, xs, s0, generator=gen, **kw)
             scales, kind_scale = opt, opt[0] if opt.ndim > 1 else float(opt[0])
             summary = _summaries(opt)

@@ -38,10 +38,18 @@ def check_batch(xs, name="xs"):
     return xs
 
 
-def draw_standard(xs, samples, generator):
-    """z ~ N(0, I) of shape (B, samples, d), d = elements of one input, from ``generator``."""
+def draw_standard(xs, samples, generator, antithetic: bool = False):
+    """z ~ N(0, I) of shape (B, samples, d), d = elements of one input, from ``generator``.
+
+    ``antithetic``: draw ⌈samples/2⌉ and append their negatives (z, −z). Each draw is still
+    N(0, I), so every Monte Carlo mean over them keeps its expectation; for an estimator
+    E[g(x + Cz) zᵀ] the pairs cancel the even part of g — its constant term g(x), which alone adds
+    mean-zero noise g(x) zᵀ — the control variate of a cheaper gradient."""
     d = xs[0].numel()
-    return torch.randn((len(xs), samples, d), generator=generator, device=xs.device, dtype=xs.dtype)
+    if not antithetic:
+        return torch.randn((len(xs), samples, d), generator=generator, device=xs.device, dtype=xs.dtype)
+    half = torch.randn((len(xs), (samples + 1) // 2, d), generator=generator, device=xs.device, dtype=xs.dtype)
+    return torch.cat([half, -half], 1)[:, :samples]
 
 
 def soft_smoothed(model, xs, noise):
