@@ -193,6 +193,15 @@ def test_bad_sigma_is_refused_by_name(sigma):
         MedianSmooth(linear_case()[0], sigma)
 
 
+def test_a_regressor_returning_nan_is_refused():
+    class Nan(torch.nn.Module):
+        def forward(self, u):
+            return torch.full((len(u), 2), float("nan"), dtype=u.dtype)
+
+    with pytest.raises(ValueError, match="^samples contain NaN"):
+        MedianSmooth(Nan(), 0.5).certify(torch.zeros(3), 20, 0.1, 0.1)
+
+
 def test_wrong_device_or_dtype_is_refused():
     model, x, *_ = linear_case()
     with pytest.raises(ValueError, match="^x must be a floating-point"):

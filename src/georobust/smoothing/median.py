@@ -125,6 +125,9 @@ def bounds_from_samples(samples: torch.Tensor, q: float, eps, sigma: float, alph
     """
     if not isinstance(samples, torch.Tensor) or samples.ndim < 1 or len(samples) < 1:
         raise ValueError("samples must be a tensor (n, *out_shape) with n >= 1")
+    if samples.is_floating_point() and bool(torch.isnan(samples).any()):
+        raise ValueError("samples contain NaN (the regressor returned NaN for some noisy inputs); "
+                         "quantile bounds are not defined")
     q, sigma, alpha = check_level("q", q), check_sigma(sigma), check_level("alpha", alpha)
     single = not isinstance(eps, (list, tuple, np.ndarray))
     budgets = [check_eps(e) for e in ([eps] if single else eps)]
