@@ -96,14 +96,25 @@ def test_adaptive_certify_is_sound_under_optional_stopping_and_peeking_is_caught
                                  f"(p = {pval:.3g}); with this stopping rule the test cannot tell peeking apart")
 
 
-def test_it_abstains_on_the_boundary_and_stops_early_there():
+class Sectors(nn.Module):
+    """Three 120° sectors of the plane: each class has probability exactly 1/3 at the origin."""
+
+    def forward(self, z):
+        angle = torch.atan2(z[:, 1], z[:, 0]) + np.pi
+        cls = torch.clamp((angle / (2 * np.pi / 3)).long(), max=2)
+        return nn.functional.one_hot(cls, 3).to(z.dtype)
+
+
+def test_it_abstains_on_the_boundary_and_stops_early_without_a_majority():
     alpha, n0, n_max, trials = 0.1, 50, 2000, 300
     model, xs, _, _ = half_space_points([0.5])
-    sm = Smooth(model, 2, SIGMA)
-    results = run_trials(sm, xs, trials, n0, n_max, alpha, seed=3)
+    results = run_trials(Smooth(model, 2, SIGMA), xs, trials, n0, n_max, alpha, seed=3)
     wrong = sum(r[0] != ABSTAIN for r in results)  # p_A = 1/2 exactly: any class is an over-claim
     assert not_above(wrong, trials, alpha) > SIGNIFICANCE
-    assert np.median([r[2] for r in results]) < n0 + n_max  # abstentions are recognised early
+    # no class has half the mass: every run abstains, and recognises it long before n_max
+    thirds = run_trials(Smooth(Sectors(), 3, SIGMA), torch.zeros(1, 2), 100, n0, n_max, alpha, seed=4)
+    assert all(r[0] == ABSTAIN and r[1] == 0.0 for r in thirds)
+    assert np.median([r[2] for r in thirds]) <= n0 + 500
 
 
 def test_unanimous_votes_run_to_n_max_and_hit_the_split_cap():
@@ -202,3 +213,19 @@ def test_dataset_log_resumes(tmp_path):
     for key in ("idx", "predict", "radius", "n_used"):
         assert np.array_equal(full[key], resumed[key]), key
     assert np.array_equal(read_adaptive_log(tmp_path / "a.tsv")["correct"], (full["predict"] == ys).astype(int))
+
+
+def test_worst_case_failure_is_exact_and_the_union_bound_holds():
+    from georobust.smoothing.adaptive import worst_case_failure
+    from georobust.theory.bounds import clopper_pearson_lower
+
+    alpha, n = 0.05, 300
+    k = np.arange(n + 1)
+    for p in (0.6, 0.9, 0.99):  # one look: the exact non-coverage of Clopper–Pearson
+        exact = stats.binom.pmf(k, n, p)[clopper_pearson_lower(k, n, alpha) > p].sum()
+        assert worst_case_failure(p, [n], [alpha]) == pytest.approx(exact, rel=1e-9)
+    looks = look_schedule(2000, 50, 2.0)
+    ps = np.linspace(0.55, 0.999, 60)
+    split = [worst_case_failure(p, looks, split_alpha(alpha, len(looks))) for p in ps]
+    naive = [worst_case_failure(p, looks, naive_alphas(alpha, len(looks))) for p in ps]
+    assert max(split) <= alpha and max(naive) > 1.5 * alpha

@@ -18,8 +18,9 @@ Algorithm (:func:`sequential_certify`, :meth:`Smooth.certify_adaptive
    the radius n_max samples would give if the vote fraction stayed at a_k/n_k — the planning
    rule of Chen, Li, Yan, Li & Sheng, "Input-Specific Robustness Certification for Randomized
    Smoothing", AAAI 2022 (arXiv:2112.12084), with relative loss control — evaluated at every look
-   instead of once from a pilot. A vote fraction at or below 1/2 plans radius 0, so an input
-   that cannot be certified stops at once (and is abstained on). Otherwise stop at n_max.
+   instead of once from a pilot. While nothing is certified, stop (and abstain) only when even
+   the upper Clopper–Pearson bound on p_A (level α_k) plans radius 0 for n_max: an input that
+   cannot be certified stops early, a borderline one goes on. Otherwise stop at n_max.
 4. Return (ĉ_A, best R_k), or (ABSTAIN, 0.0) if no look reached p̲_k ≥ 1/2; and n_used =
    n0 + the estimation samples drawn.
 
@@ -42,7 +43,7 @@ what α/2 instead of α costs them, and early looks keep enough level to stop 60
 abstentions. The price of any valid adaptive scheme on inputs whose votes are unanimous is
 unavoidable: after n unanimous votes no valid level-α bound exceeds α^{1/n}, so saving samples
 on such inputs always costs radius (the chapter *Fewer samples* measures the trade-off).
-Confidence sequences (Howard et al.; Voráček, NeurIPS 2024) are an alternative to the union
+Confidence sequences (as in Voráček, NeurIPS 2024, arXiv:2406.17830) are an alternative to the union
 bound over looks. Noise draws: one ``torch.Generator`` per input, on the input's device, seeded
 from ``generator``; the first n0 draws select, the following ones estimate.
 """
@@ -61,7 +62,7 @@ from scipy import stats
 from torch import nn
 
 from ..core import budget
-from ..theory.bounds import clopper_pearson_lower
+from ..theory.bounds import clopper_pearson_lower, clopper_pearson_upper
 from ..theory.radii import noise_radius
 from .smooth import ABSTAIN, _check_alpha, _check_int, _child_seeds, _model_device
 
@@ -143,7 +144,11 @@ def sequential_certify(c_hat: int, draw: Callable[[int], int], looks, alphas, si
         if k == len(looks) - 1:
             break
         target = float(planned_radius(votes / n_k, looks[-1], float(alphas[-1]), sigma, noise))
-        if best >= (1.0 - tolerance) * target:
+        if best == 0.0 and target == 0.0:  # futility: stop only if even an optimistic plan certifies nothing
+            p_up = float(clopper_pearson_upper(votes, n_k, float(a_k)))
+            if float(planned_radius(p_up, looks[-1], float(alphas[-1]), sigma, noise)) == 0.0:
+                break
+        elif best >= (1.0 - tolerance) * target:
             break
     return (int(c_hat) if best > 0 else ABSTAIN), (best if best > 0 else 0.0), drawn, k
 
@@ -262,3 +267,20 @@ def certify_adaptive_dataset(smooth, images: torch.Tensor, labels, log_path, n0:
             if j + 1 < len(todo):
                 budget.check(f"{len(labels) - len(todo) + j + 1} of {len(labels)} examples of {path}")
     return read_adaptive_log(path)
+
+
+# --------------------------------------------------------------------------- exact failure probability
+def worst_case_failure(p: float, looks, alphas) -> float:
+    """P[p̲_k > p at some look k] when the estimation votes are i.i.d. Bernoulli(p): the failure
+    probability of the sequential bounds under the worst stopping rule (stop at the first look
+    whose bound exceeds p). Exact, by dynamic programming over the vote count (SciPy binomial
+    pmf); the union bound says it is at most Σ α_k."""
+    looks = [int(n) for n in looks]
+    alive, drawn, failed = np.array([1.0]), 0, 0.0
+    for n_k, a_k in zip(looks, np.asarray(alphas, dtype=float)):
+        step = stats.binom.pmf(np.arange(n_k - drawn + 1), n_k - drawn, p)
+        alive, drawn = np.convolve(alive, step), n_k
+        over = np.asarray(clopper_pearson_lower(np.arange(n_k + 1), n_k, float(a_k))) > p
+        failed += float(alive[over].sum())
+        alive = np.where(over, 0.0, alive)
+    return failed
