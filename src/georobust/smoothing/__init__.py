@@ -11,6 +11,8 @@
 * :mod:`~georobust.smoothing.median` — :class:`MedianSmooth`, percentile smoothing of a regressor
   and its certified output bounds (Chiang et al. 2020).
 * :mod:`~georobust.smoothing.plots` — certified-accuracy curves, radius against n, σ matrices.
+* :mod:`~georobust.smoothing.semantic` — certificates against brightness, contrast, translation and
+  rotation (TSS, Li et al. 2021): :class:`ParameterSmooth`, :func:`certify_rotation`.
 
 Layer 1: imports from ``core`` and ``theory`` only.
 """
@@ -23,6 +25,8 @@ from .logs import (LOG_COLUMNS, PREDICT_COLUMNS, abstention_rate, as_logged, at_
                    certified_accuracy, certify_dataset, is_complete, predict_dataset, read_log,
                    read_predict_log, require_log)
 from .plots import plot_certified_accuracy, plot_matrix, plot_radius_vs_n
+from . import semantic
+from .semantic import ParameterSmooth, certify_rotation, rotation_attack, translation_radius
 from .smooth import (ABSTAIN, Smooth, certify_from_counts, fill_noise, certify_topk_from_counts, predict_from_counts,
                      topk_radius)
 from .training import consistency_objective, gaussian_objective, macer_objective, noise_objective, smoothadv_objective
@@ -34,4 +38,5 @@ __all__ = ["anisotropic", "data_dependent", "AnisotropicSmooth", "proxy_radius",
            "read_predict_log", "require_log", "plot_certified_accuracy", "plot_matrix", "plot_radius_vs_n",
            "ABSTAIN", "Smooth", "certify_from_counts", "certify_topk_from_counts", "predict_from_counts",
            "topk_radius", "consistency_objective", "gaussian_objective", "macer_objective", "noise_objective",
-           "smoothadv_objective", "fill_noise", "median", "MedianSmooth"]
+           "smoothadv_objective", "fill_noise", "median", "MedianSmooth",
+           "semantic", "ParameterSmooth", "certify_rotation", "rotation_attack", "translation_radius"]
