@@ -28,6 +28,8 @@ SETTINGS = [
      "brightness shift |b|", "trained with noise sigma_k=0.3, sigma_b=0.3 on exp(k)(x+b); brightness certificate"),
     ("contrast", "contrast/noise_0.3_0.3.report", [0.1, 0.2, 0.3],
      "contrast change r (factors in [1-r, 1+r])", "trained with noise sigma_k=0.3, sigma_b=0.3 on exp(k)(x+b); contrast certificate"),
+    ("translation", "translation_blackpad_enumeration/noise_3.0.report", [1.5, 2.5, 3.5, 4.5],
+     "l2 norm of the integer shift (pixels)", "zero (black) padding, trained with Gaussian shifts sigma=3; enumeration"),
     ("translation", "translation_reflectpad_enumeration/noise_3.0.report", [1.5, 2.5, 3.5, 4.5],
      "l2 norm of the integer shift (pixels)", "reflection padding, trained with Gaussian shifts sigma=3; enumeration"),
     ("rotation", "rotation/noise_0.50_r_35_p_30.report", [0.0],
@@ -49,7 +51,9 @@ for name, rel, thresholds, unit, setting in SETTINGS:
     n_images = sum(1 for line in log[1:] if line.split("\t")[0].isdigit())
     for t in thresholds:
         budget = 30.0 if name == "rotation" else t
-        rows.append({"transformation": name, "budget": budget, "report_threshold": t, "budget_unit": unit,
+        padding = ("zeros" if "blackpad" in rel else "reflect") if name == "translation" else ""
+        rows.append({"transformation": name, "padding": padding, "budget": budget, "report_threshold": t,
+                     "budget_unit": unit,
                      "certified_accuracy": table[round(t, 6)], "n_images": n_images, "setting": setting,
                      "repository": SLUG, "path": BASE + rel, "commit": COMMIT})
 
