@@ -1,6 +1,8 @@
 """Randomized smoothing: the smoothed classifier, its certificates, and how to train and attack it.
 
 * :mod:`~georobust.smoothing.smooth` — :class:`Smooth` (PREDICT, CERTIFY, batched, top-k).
+* :mod:`~georobust.smoothing.adaptive` — adaptive CERTIFY (``Smooth.certify_adaptive``): looks at a fixed
+  schedule, α split over them, input-specific stopping; sound under optional stopping.
 * :mod:`~georobust.smoothing.logs` — CERTIFY and PREDICT over a data set with resumable logs;
   certified accuracy, ACR, abstention.
 * :mod:`~georobust.smoothing.training` — base-classifier training for large radii (Gaussian
@@ -17,7 +19,7 @@
 Layer 1: imports from ``core`` and ``theory`` only.
 """
 
-from . import anisotropic, attack, data_dependent, logs, median, plots, smooth, training
+from . import adaptive, anisotropic, attack, data_dependent, logs, median, plots, smooth, training
 from .anisotropic import AnisotropicSmooth, proxy_radius, radius_l2, region_contains
 from .attack import pgd_on_smoothed, smooth_pgd_l2, smoothed_nll
 from .median import MedianSmooth
@@ -31,7 +33,7 @@ from .smooth import (ABSTAIN, Smooth, certify_from_counts, fill_noise, certify_t
                      topk_radius)
 from .training import consistency_objective, gaussian_objective, macer_objective, noise_objective, smoothadv_objective
 
-__all__ = ["anisotropic", "data_dependent", "AnisotropicSmooth", "proxy_radius", "radius_l2", "region_contains",
+__all__ = ["adaptive", "anisotropic", "data_dependent", "AnisotropicSmooth", "proxy_radius", "radius_l2", "region_contains",
            "attack", "logs", "plots", "smooth", "training", "pgd_on_smoothed", "smooth_pgd_l2", "smoothed_nll",
            "LOG_COLUMNS", "PREDICT_COLUMNS", "abstention_rate", "as_logged", "at_cap", "within_cap", "attack_targets", "average_certified_radius",
            "certified_accuracy", "certify_dataset", "is_complete", "predict_dataset", "read_log",
