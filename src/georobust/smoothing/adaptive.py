@@ -1,9 +1,10 @@
 """Adaptive CERTIFY: stop sampling when more samples would not change the certificate much.
 
 CERTIFY (Cohen, Rosenfeld & Kolter, ICML 2019) spends the same n estimation samples on every
-input. An input whose base classifier votes 60/40 needs far fewer samples to reach nearly the
-radius n would give, and an input that will be abstained on is recognised early. This module
-samples in stages and stops per input, with the guarantee of CERTIFY intact.
+input. On an input whose base classifier votes 60/40 the radius is set by p_A, and more samples
+only narrow the confidence interval (like 1/√n); an input that will be abstained on can often be
+recognised early. This module samples in stages and stops per input, with the guarantee of
+CERTIFY intact.
 
 Algorithm (:func:`sequential_certify`, :meth:`Smooth.certify_adaptive
 <georobust.smoothing.smooth.Smooth.certify_adaptive>`):
@@ -33,18 +34,17 @@ the event "p̲_k ≤ p at every look" has probability ≥ 1 − Σ α_k = 1 − 
 chooses which looks are computed, a function of the samples, so on that event every computed
 p̲_k ≤ p, and any radius from them — the largest included — is sound by the Neyman–Pearson
 argument of CERTIFY. A procedure that used level α at every look (the "peeking" of
-:func:`naive_alphas`, a planted bug for the tests) has no such bound: its failure probability
-can reach Σ α_k = Kα.
+:func:`naive_alphas`, a planted bug for the tests) has no such bound: the union bound only gives
+Kα, and :func:`worst_case_failure` computes its exact worst case, several times α.
 
-Design choices. The schedule is fixed in advance (a data-dependent schedule would break the
-union bound). Half of α goes to the last look and the other half is split equally over the
+Design choices. The schedule is fixed before sampling (the union bound is over its looks). Half of α goes to the last look and the other half is split equally over the
 earlier ones: inputs that run to n_max (those at the sampling cap σΦ⁻¹(α^{1/n})) then lose only
 what α/2 instead of α costs them, and early looks keep enough level to stop 60/40 inputs and
 abstentions. The price of any valid adaptive scheme on inputs whose votes are unanimous is
 unavoidable: after n unanimous votes no valid level-α bound exceeds α^{1/n}, so saving samples
 on such inputs always costs radius (the chapter *Fewer samples* measures the trade-off).
-Confidence sequences (as in Voráček, NeurIPS 2024, arXiv:2406.17830) are an alternative to the union
-bound over looks. Noise draws: one ``torch.Generator`` per input, on the input's device, seeded
+Confidence sequences (as in Voráček, NeurIPS 2024, arXiv:2406.17830) are an alternative to the
+union bound over looks. Noise draws: one ``torch.Generator`` per input, on the input's device, seeded
 from ``generator``; the first n0 draws select, the following ones estimate.
 """
 
