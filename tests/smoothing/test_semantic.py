@@ -172,7 +172,7 @@ def test_rotation_error_bound_is_sound_and_needs_its_lipschitz_term(monkeypatch)
                      for g in grid])
     assert np.all(true <= bound)
     import georobust.smoothing.semantic as sem
-    monkeypatch.setattr(sem, "rotation_lipschitz", lambda img: 0.0)  # planted bug
+    monkeypatch.setattr(sem.rotation, "rotation_lipschitz", lambda img: 0.0)  # planted bug
     assert np.any(true > sem.rotation_error_bounds(x, grid, fine=1))
 
 
