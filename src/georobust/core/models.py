@@ -12,6 +12,8 @@
   authors' code (Gowal et al. 2018), for certified training.
 * :func:`fully_connected` — a ReLU network with two hidden layers of a given width (``fc16``,
   ``fc32``, ``fc64``, ``fc128``): small enough for exact verification by MILP.
+* :func:`mipverify_wk17a`, :func:`mipverify_rsl18a` — the architectures of the two MNIST networks
+  of MIPVerify's Table 1 (Tjeng, Xiao & Tedrake 2019); architectures only, not their weights.
 """
 
 from __future__ import annotations
@@ -80,6 +82,31 @@ def fully_connected(width: int, num_classes: int = 10) -> nn.Sequential:
                          nn.Linear(width, num_classes))
 
 
+# MIPVerify.jl (github.com/vtjeng/MIPVerify.jl) at commit 7daf6cab2869f42e4d01c9fa38a545c63bce613d:
+# src/utils/import_example_nets.jl (get_example_network_params), src/utils/import_weights.jl
+# (get_conv_params: SamePadding() by default) and src/net_components/layers/conv2d.jl (SamePadding:
+# output ceil(in / stride), total padding (out − 1)·stride + k − in, split evenly here).
+MIPVERIFY_SOURCE = "github.com/vtjeng/MIPVerify.jl@7daf6cab2869f42e4d01c9fa38a545c63bce613d"
+
+
+def mipverify_wk17a(num_classes: int = 10) -> nn.Sequential:
+    """The architecture of MIPVerify's ``MNIST.WK17a_linf0.1_authors`` (the network of Wong & Kolter
+    2017, LP-trained at ℓ∞ 0.1; source: ``src/utils/import_example_nets.jl`` of
+    github.com/vtjeng/MIPVerify.jl at commit 7daf6ca): conv(16, 4x4, stride 2, SAME) ->
+    conv(32, 4x4, stride 2, SAME) -> fc(1568 -> 100) -> fc(100 -> num_classes), ReLU activations.
+    SAME padding of a 4x4 kernel at stride 2 on 28x28 (and 14x14) is one pixel on every side
+    (``conv2d.jl``). The same layers as :func:`small_cnn`; the weights are not these authors'."""
+    return nn.Sequential(nn.Conv2d(1, 16, 4, stride=2, padding=1), nn.ReLU(), nn.Conv2d(16, 32, 4, stride=2, padding=1),
+                         nn.ReLU(), nn.Flatten(), nn.Linear(32 * 7 * 7, 100), nn.ReLU(), nn.Linear(100, num_classes))
+
+
+def mipverify_rsl18a(num_classes: int = 10) -> nn.Sequential:
+    """The architecture of MIPVerify's ``MNIST.RSL18a_linf0.1_authors`` (the network of Raghunathan,
+    Steinhardt & Liang 2018, SDP-trained at ℓ∞ 0.1; same source as :func:`mipverify_wk17a`):
+    fc(784 -> 500) -> fc(500 -> num_classes), one ReLU layer. Architecture only."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 500), nn.ReLU(), nn.Linear(500, num_classes))
+
+
 class AOLLinear(nn.Module):
     """Almost-orthogonal Lipschitz linear layer (Prach & Lampert, ECCV 2022): y = W T^{-1/2} x + b,
     T = diag(sum_j |W^T W|_ij), whose l2 operator norm is at most 1 for every W (proof and tests in
@@ -113,7 +140,8 @@ def aol_network(widths=(256, 256), in_features: int = 784, num_classes: int = 10
 MODELS = {"lenet": lenet, "small_cnn": small_cnn, "linear": linear, "rddrs_cnn": rddrs_cnn,
           **{f"fc{w}": (lambda num_classes=10, w=w: fully_connected(w, num_classes)) for w in (16, 32, 64, 128)},
           "aol": lambda num_classes=10: aol_network((256, 256), 784, num_classes),
-          "ibp_small": ibp_small, "ibp_medium": ibp_medium}
+          "ibp_small": ibp_small, "ibp_medium": ibp_medium,
+          "mipverify_wk17a": mipverify_wk17a, "mipverify_rsl18a": mipverify_rsl18a}
 
 
 def build(name: str, num_classes: int = 10, seed: int | None = None) -> nn.Sequential:

@@ -9,7 +9,8 @@ built on them.
 * :func:`crown_ibp_margins` — CROWN-IBP (Zhang et al., "Towards Stable and Efficient Training of
   Verifiably Robust Neural Networks", arXiv:1906.06316): IBP bounds for the hidden layers, then one
   CROWN backward pass from the margins to the input (convolutions transposed with
-  ``torch.nn.grad.conv2d_input``).
+  ``torch.nn.grad.conv2d_input``). Equal to :func:`.matrix_free.crown_matrix_free` given the same IBP
+  hidden bounds (tested).
 * :class:`CertifiedObjective` — the training objective κ·CE(f(x), y) + (1 − κ)·CE(z̲, y), z̲ the
   worst-case logits (z̲_y = 0, z̲_j = −margin lower bound), after ``warmup`` epochs of natural
   training, with ε ramped linearly over the next ``ramp`` epochs and κ from 1 to ``kappa_end``

@@ -17,6 +17,8 @@ two cheap bounds on its pre-activations: interval bound propagation and CROWN.
   minimized over the input set (a box: by coordinates; an ℓ2 ball: by the dual norm).
 
 Every bound here is sound: for every input in the set, the true pre-activation lies in [l, u].
+For networks whose unfolded matrices are too large, :mod:`.matrix_free` computes the same CROWN
+bounds without them.
 """
 
 from __future__ import annotations

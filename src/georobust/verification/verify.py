@@ -2,7 +2,10 @@
 
 * ``"milp"`` — complete: exact minimum margins (Tjeng et al. 2019), :mod:`.milp`;
 * ``"lp"`` — the triangle LP relaxation (Ehlers 2017; Wong & Kolter 2018), :mod:`.milp`;
-* ``"crown"`` — linear bounds back-substituted (Zhang et al. 2018), :mod:`.relu_network`;
+* ``"crown"`` — linear bounds back-substituted (Zhang et al. 2018), :mod:`.relu_network` (dense
+  matrices) or :mod:`.matrix_free` (the layers as operators, for networks whose dense form is too
+  large): the same bounds; ``crown_backend`` chooses (``"auto"``: matrix-free when the dense form
+  would need more than :data:`.matrix_free.DENSE_LIMIT` numbers for one layer);
 * ``"ibp"`` — interval bounds (Gowal et al. 2018), :mod:`.relu_network`.
 
 ``margin_bounds`` returns, for each class j ≠ label (increasing j), a lower bound on
@@ -22,13 +25,15 @@ import torch
 from torch import nn
 
 from . import milp as _milp
+from .matrix_free import DENSE_LIMIT, crown_matrix_free, dense_size
 from .relu_network import affine_form, crown, ibp, input_box
 
 METHODS = ("milp", "lp", "crown", "ibp")
+CROWN_BACKENDS = ("auto", "dense", "matrix-free")
 NORMS = {"milp": ("linf",), "lp": ("linf",), "crown": ("linf", "l2"), "ibp": ("linf", "l2")}
 
 
-def _prepare(model, x, label, eps, norm, method, domain):
+def _prepare(model, x, label, eps, norm, method, domain, dense=True):
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}; got {method!r}")
     if norm not in ("linf", "l2"):
@@ -39,8 +44,12 @@ def _prepare(model, x, label, eps, norm, method, domain):
         raise ValueError(f"eps must be a finite number >= 0; got {eps!r}")
     if not isinstance(x, torch.Tensor):
         x = torch.as_tensor(np.asarray(x))
-    form = affine_form(model, tuple(x.shape))
-    n_out = form.weights[-1].shape[0]
+    if dense:
+        form = affine_form(model, tuple(x.shape))
+        n_out = form.weights[-1].shape[0]
+    else:
+        form = None
+        n_out = _n_out(model, x)
     if isinstance(label, bool) or not isinstance(label, (int, np.integer)) or not 0 <= label < n_out:
         raise ValueError(f"label must be a class index in [0, {n_out}); got {label!r}")
     if domain is not None:
@@ -50,6 +59,26 @@ def _prepare(model, x, label, eps, norm, method, domain):
         domain = (lo_d, hi_d)
     x0 = x.detach().to(torch.float64).cpu().numpy().reshape(-1)
     return form, x0, int(label), float(eps), domain
+
+
+def _n_out(model, x):
+    param = next(model.parameters(), None)
+    with torch.no_grad():
+        z = model(x.detach().to(dtype=param.dtype if param is not None else x.dtype,
+                                device=param.device if param is not None else x.device)[None])
+    return int(z.reshape(1, -1).shape[1])
+
+
+def _matrix_free(model, x, method, crown_backend) -> bool:
+    """Whether CROWN runs matrix-free: asked for, or ``"auto"`` and the dense form is too large."""
+    if crown_backend not in CROWN_BACKENDS:
+        raise ValueError(f"crown_backend must be one of {', '.join(map(repr, CROWN_BACKENDS))}; got {crown_backend!r}")
+    if method != "crown" or crown_backend == "dense":
+        return False
+    if crown_backend == "matrix-free":
+        return True
+    shape = tuple(x.shape) if isinstance(x, torch.Tensor) else np.shape(x)
+    return dense_size(model, shape) > DENSE_LIMIT
 
 
 def _spec(n_out, label):
@@ -62,17 +91,25 @@ def _spec(n_out, label):
 
 def margin_bounds(model: nn.Module, x, label: int, eps: float, norm: str = "linf", method: str = "milp",
                   domain=None, time_limit: float | None = None, return_info: bool = False,
-                  stop_at_negative: bool = False):
+                  stop_at_negative: bool = False, crown_backend: str = "auto"):
     """Lower bounds on z[label] − z[j], j ≠ label, over {x' : ‖x' − x‖ ≤ eps} ∩ domain box.
 
     ``x``: one input (no batch dimension); ``domain``: (lo, hi) bounds on every coordinate or None.
     MILP returns the exact minima (a "timeout" status in the info marks a proven bound instead);
     with ``stop_at_negative`` the LP and MILP stop at the first negative margin (NaN for the rest),
-    which is all a yes/no verification needs.
+    which is all a yes/no verification needs. ``crown_backend``: ``"dense"``, ``"matrix-free"`` or
+    ``"auto"`` (see the module docstring; the bounds are the same).
     """
-    form, x0, label, eps, domain = _prepare(model, x, label, eps, norm, method, domain)
-    spec = _spec(form.weights[-1].shape[0], label)
+    free = _matrix_free(model, x, method, crown_backend)
+    form, x0, label, eps, domain = _prepare(model, x, label, eps, norm, method, domain, dense=not free)
     info = {"method": method}
+    if free:
+        xt = x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
+        spec = _spec(_n_out(model, xt), label)
+        values = crown_matrix_free(model, x0.reshape(tuple(xt.shape)), eps, norm, domain, spec)[-1][0]
+        info["crown_backend"] = "matrix-free"
+        return (values, info) if return_info else values
+    spec = _spec(form.weights[-1].shape[0], label)
     if method == "ibp" and norm == "linf":
         lo, hi = input_box(x0, eps, domain)
         values = ibp(form, lo, hi, spec)[-1][0]
@@ -82,6 +119,7 @@ def margin_bounds(model: nn.Module, x, label: int, eps: float, norm: str = "linf
         values = first[0] if form.depth == 1 else ibp(form, None, None, spec, first=first)[-1][0]
     elif method == "crown":
         values = crown(form, x0, eps, norm, domain, spec)[-1][0]
+        info["crown_backend"] = "dense"
     else:
         lo, hi = input_box(x0, eps, domain)
         inter = hidden_bounds(form, x0, eps, domain)
@@ -100,12 +138,13 @@ def hidden_bounds(form, x0, eps, domain):
 
 
 def verify(model: nn.Module, x, label: int, eps: float, norm: str = "linf", method: str = "milp",
-           domain=None, time_limit: float | None = None) -> bool:
+           domain=None, time_limit: float | None = None, crown_backend: str = "auto") -> bool:
     """True when every point of the ε-ball around ``x`` (∩ ``domain``) is classified ``label``,
     as proven by ``method`` (sound for all four; complete for ``"milp"``, which returns False on a
-    timeout unless the bound it proved suffices)."""
+    timeout unless the bound it proved suffices; ``crown_backend`` as in :func:`margin_bounds`)."""
     if method != "milp":
-        return bool(np.all(margin_bounds(model, x, label, eps, norm, method, domain) > 0))
+        return bool(np.all(margin_bounds(model, x, label, eps, norm, method, domain,
+                                         crown_backend=crown_backend) > 0))
     # MILP only where the LP relaxation does not already prove the margin (same answer, faster)
     form, x0, label, eps, domain = _prepare(model, x, label, eps, norm, method, domain)
     lo, hi = input_box(x0, eps, domain)
