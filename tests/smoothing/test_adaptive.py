@@ -21,22 +21,10 @@ from georobust.smoothing import adaptive
 from georobust.smoothing.adaptive import (certify_adaptive_dataset, look_schedule, naive_alphas,
                                           read_adaptive_log, sequential_certify, split_alpha)
 from georobust.theory.bounds import radius_cap
+from test_smooth import HalfSpace  # f(z) = [wᵀz + b > 0]; its smoothed radius is |wᵀx + b| / ‖w‖
 
 SIGMA = 0.5
 SIGNIFICANCE = 0.001  # a check fails when its binomial test rejects at this level
-
-
-class HalfSpace(nn.Module):
-    """f(z) = [wᵀz + b > 0] as two logits; the smoothed radius at x is |wᵀx + b| / ‖w‖."""
-
-    def __init__(self, w, b):
-        super().__init__()
-        self.register_buffer("w", torch.as_tensor(w, dtype=torch.float32))
-        self.b = float(b)
-
-    def forward(self, z):
-        m = z.flatten(1) @ self.w.to(z.dtype) + self.b
-        return torch.stack([-m, m], 1)
 
 
 def half_space_points(p_values, d=3, seed=0):

@@ -46,6 +46,15 @@ class AttackResult:
         return float((~self.success).float().mean().item()) if len(self.success) else float("nan")
 
 
+
+def _generator_for(x, generator):
+    """``generator``, or a fresh one seeded 0 on x's device; refuses one on another device."""
+    if generator is None:
+        return torch.Generator(device=x.device).manual_seed(0)
+    if generator.device.type != x.device.type:
+        raise ValueError(f"generator is on {generator.device} but x is on {x.device}")
+    return generator
+
 def _flat_norm(t: torch.Tensor) -> torch.Tensor:
     return t.flatten(1).norm(dim=1).view(-1, *([1] * (t.dim() - 1)))
 
@@ -169,10 +178,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, norm:
         raise ValueError(f"y is on {y.device} but x is on {x.device}")
     if len(x) and (x.min() < 0 or x.max() > 1):
         raise ValueError("x must lie in [0, 1]")
-    if generator is None:
-        generator = torch.Generator(device=x.device).manual_seed(0)
-    elif generator.device.type != x.device.type:
-        raise ValueError(f"generator is on {generator.device} but x is on {x.device}")
+    generator = _generator_for(x, generator)
     eps = float(eps)
     alpha = float(step_size) if step_size is not None else 2.5 * eps / steps
 
@@ -290,10 +296,7 @@ def pgd_l2_objective(objective, x: torch.Tensor, eps: float, *, steps: int = 50,
         raise ValueError(f"restarts must be an integer >= 1; got {restarts!r}")
     if step_size is not None and not step_size > 0:
         raise ValueError(f"step_size must be > 0; got {step_size!r}")
-    if generator is None:
-        generator = torch.Generator(device=x.device).manual_seed(0)
-    elif generator.device.type != x.device.type:
-        raise ValueError(f"generator is on {generator.device} but x is on {x.device}")
+    generator = _generator_for(x, generator)
     eps = float(eps)
     alpha = float(step_size) if step_size is not None else 2.5 * eps / steps
     x = x.detach()
