@@ -31,7 +31,7 @@ SHRUNK = {
     "neyman-pearson": {"n_candidates": 20000, "n_discrete_trials": 100},
     "cohen-radius": {"n_mc": 200000, "n_linear": 200},
     "certifying-in-practice": {"n_train": 512, "epochs": 2, "milestones": [1], "n_test": 5, "n": 2000,
-                               "predict_n": 2000, "batch_size": 2000, "n_grid": [100, 1000],
+                               "predict_n": 2000, "n_predict": 3, "batch_size": 2000, "n_grid": [100, 1000],
                                "n_cap_images": 3, "n_matrix": 3, "n_attack": 3, "attack_steps": 3, "attack_m": 2},
     "top-k-certification": {"n_train": 512, "epochs": 2, "milestones": [1], "n_test": 5, "n": 2000,
                             "cert_batch": 2000, "n_checks": 20, "toy_configs": 3, "toy_directions": 4,
