@@ -67,3 +67,36 @@ def read_run(folder, params: dict | None = None) -> dict:
             raise RuntimeError(f"the logs in {folder} were made with other values of: {', '.join(keys)}; "
                                "rerun with source = compute to make logs for these parameters")
     return record
+
+
+def reusable_log(folder, filename: str, settings: dict, labels) -> Path | None:
+    """The certification log ``folder/filename`` of another run, if that run can stand in for one
+    of ours: its record's configuration has every ``settings`` value (name -> value, compared as
+    JSON) and the log is complete for the test images whose labels are ``labels`` (indices 0 …
+    len(labels)−1, in that order). None otherwise (no record, no log, another setting, or a log
+    still being written); raises if the log is complete but its labels differ, since then the
+    settings claim the same test images and the log contradicts them.
+
+    A certificate depends only on the model, the input and (n0, n, alpha), not on the seed that
+    drew the noise, so such a log is as valid for our run as one we would certify ourselves.
+    """
+    import numpy as np
+
+    from ..smoothing.logs import read_log
+
+    folder = Path(folder)
+    record, path = folder / RUN_FILE, folder / filename
+    if not record.exists() or not path.exists():
+        return None
+    config = json.loads(record.read_text()).get("config", {})
+    want = json.loads(json.dumps(settings, default=str))
+    if any(k not in config or config[k] != v for k, v in want.items()):
+        return None
+    log = read_log(path)
+    order = np.argsort(log["idx"], kind="stable")
+    if log["idx"][order].tolist() != list(range(len(labels))):
+        return None
+    if not np.array_equal(log["label"][order], np.asarray(labels)):
+        raise ValueError(f"{path} is complete for the same settings but its labels differ from the test images "
+                         "asked for: the test subsample is not the one its run record claims")
+    return path
