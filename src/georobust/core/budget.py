@@ -34,6 +34,12 @@ def deadline() -> float | None:
         raise ValueError(f"${ENV} must be a number of seconds since the epoch; got {value!r}") from None
 
 
+def expired() -> bool:
+    """Whether the deadline (if any) has passed."""
+    end = deadline()
+    return end is not None and time.time() >= end
+
+
 def check(done: str) -> None:
     """Raise :class:`BudgetExhausted` if the deadline has passed; ``done`` says what was just saved."""
     end = deadline()
