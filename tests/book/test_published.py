@@ -87,3 +87,35 @@ def test_report_on_logs_like_the_published_ones_finds_no_difference():
         wrong = published.compare_certification(bad[sigma]["radius"], bad[sigma]["correct"], pub, [0.0, 0.5, 1.0])
         assert published.zscore(wrong["acr"]) > 5, sigma
     assert published.certification_report(bad, "gaussian", [0.0, 0.5, 1.0], np.linspace(0, 4, 50))[2] != summary
+
+
+def test_paired_comparison_leaves_out_the_sampling_variance_and_needs_the_same_images():
+    sub = published.published_summary("gaussian", 0.5, subsample=True)
+    rng = np.random.default_rng(1)
+    radii = rng.uniform(0, 1.8, 500)
+    correct = rng.uniform(size=500) < 0.97
+    out = published.compare_paired(radii, correct, sub, [0.0, 0.5])
+    for key, c in out.items():
+        assert c["published"] == pytest.approx(sub[key]["mean"])
+        assert c["diff_se"] == pytest.approx(sub[key]["sd"] * math.sqrt(1 + 1 / sub[key]["runs"]))
+        unpaired = published.compare_certification(radii, correct, sub, [0.0, 0.5])[key]
+        assert c["diff"] == pytest.approx(unpaired["diff"]) and c["diff_se"] < unpaired["diff_se"]
+    with pytest.raises(ValueError, match="radii must hold the published subsample's images \\(500\\)"):
+        published.compare_paired(radii[:499], correct[:499], sub, [0.0])
+
+
+def test_report_on_the_same_images_adds_the_paired_columns():
+    logs = {}
+    for sigma in (0.25, 0.5):
+        sub = published.published_summary("gaussian", sigma, subsample=True)
+        grid = sorted(float(k.split("@")[1]) for k in sub if k.startswith("certified"))
+        surv = np.array([sub[f"certified_accuracy@{r}"]["mean"] for r in grid])
+        u = (np.arange(500) + 0.5) / 500
+        radii = np.array([grid[max(0, np.searchsorted(-surv, -x, side="right") - 1)] for x in u])
+        logs[sigma] = {"radius": np.where(u < surv[0], radii, 0.0), "correct": u < surv[0]}
+    table, _, summary = published.certification_report(logs, "gaussian", [0.0, 0.5], np.linspace(0, 2, 20),
+                                                       same_images=True)
+    assert "same images" in table.split("\n")[0] and table.split("\n")[2].count("|") == 8
+    assert "On the same test images the ACR differs by" in summary
+    plain = published.certification_report(logs, "gaussian", [0.0, 0.5], np.linspace(0, 2, 20))
+    assert "same images" not in plain[0] and plain[2] in summary

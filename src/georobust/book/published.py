@@ -17,6 +17,15 @@ variance of radius·correct over n for the ACR), s² the published run-to-run va
 spread over training runs, all on the same test set), s²/k the variance of their mean, and the
 last s² stands for our own single run's training variability, estimated by theirs. The standard
 error is √Var.
+
+On the same test images. When ours are exactly the images of the published every-20th rows (test
+indices 0, 20, 40, …), :func:`compare_paired` compares with those rows instead: both numbers are
+then taken on the same images, the subsample's sampling variance cancels, and
+
+    Var = s²/k + s²
+
+with s now the run-to-run spread on those images (training and Monte Carlo certification
+together). This difference is sharper; it asks whether our run is one more of theirs.
 """
 
 from __future__ import annotations
@@ -95,6 +104,22 @@ def compare_certification(radii, correct, summary: dict[str, dict], radii_grid) 
     return out
 
 
+def compare_paired(radii, correct, summary: dict[str, dict], radii_grid) -> dict[str, dict]:
+    """Like :func:`compare_certification`, for our logs on exactly the test images of ``summary``
+    (the every-20th rows, ``published_summary(..., subsample=True)``, whose ``n_images`` must equal
+    our number of images): the sampling variance of the subsample is left out (see the module
+    docstring), so ``diff_se`` = sd·√(1 + 1/k)."""
+    radii, correct = np.asarray(radii, dtype=float), np.asarray(correct, dtype=bool)
+    sizes = {v["n_images"] for v in summary.values()}
+    if sizes != {len(radii)}:
+        raise ValueError(f"radii must hold the published subsample's images ({', '.join(map(str, sorted(sizes)))}) "
+                         f"to be compared on the same images; got {len(radii)}")
+    out = compare_certification(radii, correct, summary, radii_grid)
+    for c in out.values():
+        c["ours_se"], c["diff_se"] = 0.0, c["published_sd"] * math.sqrt(1 + 1 / c["runs"])
+    return out
+
+
 def zscore(c: dict) -> float:
     """|ours − published| in units of its standard error (0 when both are equal, inf when they
     differ with no uncertainty)."""
@@ -103,26 +128,39 @@ def zscore(c: dict) -> float:
     return abs(c["diff"]) / c["diff_se"] if c["diff_se"] > 0 else math.inf
 
 
-def certification_report(logs: dict, method: str, radii_grid, r_grid, path: str | Path = SMOOTHING_MNIST):
+def certification_report(logs: dict, method: str, radii_grid, r_grid, path: str | Path = SMOOTHING_MNIST,
+                         same_images: bool = False):
     """A chapter's comparison of its certification logs (σ -> log with ``radius`` and ``correct``)
     with the published runs of ``method``: (Markdown table, matplotlib figure, a sentence that
-    summarizes the differences in units of their standard errors)."""
+    summarizes the differences in units of their standard errors). ``same_images=True`` (our logs
+    are on the published every-20th test images, in index order) adds the comparison on those
+    images (:func:`compare_paired`) as two more columns and a second sentence."""
     import matplotlib.pyplot as plt
 
     from .tables import markdown_table
 
     sigmas = sorted(logs)
-    rows, cmp, pubs = [], {}, {}
+    rows, cmp, pubs, paired = [], {}, {}, {}
     for s in sigmas:
         pubs[s] = published_summary(method, s, path=path)
         cmp[s] = compare_certification(logs[s]["radius"], logs[s]["correct"], pubs[s], radii_grid)
+        if same_images:
+            paired[s] = compare_paired(logs[s]["radius"], logs[s]["correct"],
+                                       published_summary(method, s, subsample=True, path=path), radii_grid)
         for key, c in cmp[s].items():
             what = "ACR" if key == "acr" else f"r = {float(key.split('@')[1]):g}"
             fmt, err = ("{:.3f}", "{:.3f}") if key == "acr" else ("{:.1%}", "{:.2%}")
             rows.append([f"{s:g}", what, f"{fmt.format(c['ours'])} ± {err.format(c['ours_se'])}",
                          f"{fmt.format(c['published'])} ± {err.format(c['published_sd'])} ({c['runs']} runs)",
                          f"{fmt.format(c['diff']).replace('-', '−')} ± {err.format(c['diff_se'])}"])
-    table = markdown_table(["σ", "", "ours ± SE", "published ± sd over runs", "ours − published ± SE"], rows)
+            if same_images:
+                q = paired[s][key]
+                rows[-1] += [f"{fmt.format(q['published'])} ± {err.format(q['published_sd'])}",
+                             f"{fmt.format(q['diff']).replace('-', '−')} ± {err.format(q['diff_se'])}"]
+    head = ["σ", "", "ours ± SE", "published ± sd over runs", "ours − published ± SE"]
+    if same_images:
+        head += ["published, same images ± sd", "ours − published, same images ± SE"]
+    table = markdown_table(head, rows)
 
     fig, axes = plt.subplots(1, len(sigmas), figsize=(3.2 * len(sigmas), 3.0), sharey=True, squeeze=False)
     for ax, s in zip(axes[0], sigmas):
@@ -148,4 +186,25 @@ def certification_report(logs: dict, method: str, radii_grid, r_grid, path: str 
                + ("the ACR" if k_w == "acr" else f"certified accuracy at r = {float(k_w.split('@')[1]):g}")
                + f", σ = {s_w:g}); {'none' if over == 0 else over} of the {len(z)} differences "
                + f"{'exceeds' if over == 1 else 'exceed'} two standard errors.")
+    if same_images:
+        from scipy.stats import t as student
+
+        zp = {(s, k): zscore(c) for s in sigmas for k, c in paired[s].items()}
+        (s_p, k_p), z_p = max(zp.items(), key=lambda kv: kv[1])
+        runs = paired[s_p][k_p]["runs"]
+        # if our run were one more of theirs, diff / diff_se would follow Student's t with runs - 1
+        # degrees of freedom (their sd comes from only `runs` runs)
+        q95 = float(student.ppf(0.975, runs - 1)) if runs > 1 else math.inf
+        over_p = sum(v > q95 for v in zp.values())
+        p_max = float(2 * student.sf(z_p, runs - 1)) if runs > 1 and math.isfinite(z_p) else 0.0
+        summary += (" On the same test images the ACR differs by "
+                    + ", ".join(f"{paired[s]['acr']['diff']:+.3f} ± {paired[s]['acr']['diff_se']:.3f} at σ = {s:g}"
+                                .replace("-", "−") for s in sigmas)
+                    + f"; the largest difference there is {z_p:.1f} standard errors ("
+                    + ("the ACR" if k_p == "acr" else f"certified accuracy at r = {float(k_p.split('@')[1]):g}")
+                    + f", σ = {s_p:g}). Their spread comes from {runs} runs only, so if our run were one more of "
+                    + f"theirs each ratio would follow Student's t with {runs - 1} degrees of freedom: "
+                    + f"{'none' if over_p == 0 else over_p} of the {len(zp)} "
+                    + f"{'exceeds' if over_p == 1 else 'exceed'} its 95% quantile {q95:.2f}, and the largest "
+                    + f"has a two-sided p-value of {p_max:.3f} before any correction for the {len(zp)} comparisons.")
     return table, fig, summary
