@@ -205,6 +205,6 @@ def certification_report(logs: dict, method: str, radii_grid, r_grid, path: str 
                     + f", σ = {s_p:g}). Their spread comes from {runs} runs only, so if our run were one more of "
                     + f"theirs each ratio would follow Student's t with {runs - 1} degrees of freedom: "
                     + f"{'none' if over_p == 0 else over_p} of the {len(zp)} "
-                    + f"{'exceeds' if over_p == 1 else 'exceed'} its 95% quantile {q95:.2f}, and the largest "
+                    + f"{'exceeds' if over_p == 1 else 'exceed'} the 95% quantile {q95:.2f}, and the largest "
                     + f"has a two-sided p-value of {p_max:.3f} before any correction for the {len(zp)} comparisons.")
     return table, fig, summary
