@@ -17,6 +17,11 @@ the deadline, training stops at its next epoch boundary and certification at its
 (:mod:`georobust.core.budget`), with everything done saved (checkpoints, logs, committed models);
 the chapter is then not written — a partial run is never rendered as if complete — and the
 command exits with status 3, saying so. Running the same command again continues.
+
+When a paper-profile run of a chapter (``source = compute``, no overrides but device, data_root
+and source) finishes, ``complete.json`` is written into its result folder
+(``data/results/<chapter>/paper/``): the commit, device and time. Its logs are then whole, and
+``tests/book/test_paper_logs.py`` renders every chapter so marked from its committed logs alone.
 """
 
 from __future__ import annotations
@@ -116,7 +121,34 @@ def run_chapter(name: str, profile: str = "quick", overrides: dict | None = None
         tmp_target = out_dir / f".{name}.ipynb.tmp"
         nbformat.write(result, tmp_target)
         os.replace(tmp_target, target)
+    if profile == "paper":
+        mark_complete(name, overrides)
     return target
+
+
+COMPLETE_FILE = "complete.json"
+
+
+def mark_complete(name: str, overrides: dict) -> Path | None:
+    """After a paper-profile run of ``name`` that computed its results, record in its result folder
+    that the logs are complete (``complete.json``: commit, device, UTC time); returns its path, or
+    None for a run that rendered from logs, a run with overrides (its logs are not the profile's
+    own), or a chapter that writes no logs."""
+    import json
+
+    from .chapter import Chapter, git_commit
+
+    ch = Chapter(name, "paper", overrides)
+    folder = ch.log_path("")
+    if ch.params.source != "compute" or ch.model_store() is None or not folder.is_dir():
+        return None
+    record = {"chapter": name, "profile": "paper", "commit": git_commit(), "device": str(ch.device),
+              "completed": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    path = folder / COMPLETE_FILE
+    tmp = folder / f".{COMPLETE_FILE}.tmp"
+    tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    return path
 
 
 class ChapterFailed(RuntimeError):
