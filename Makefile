@@ -7,13 +7,15 @@ PROFILE    ?= quick
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 PY         := $(VENV)/bin/python
 
-.PHONY: book test setup chapters html browser clean help paper-session
+.PHONY: book test setup chapters html browser clean help paper-session device-bundle device-session
 
 help:
 	@echo "make book   set up, execute every chapter under PROFILE=$(PROFILE), build the HTML"
 	@echo "make test   set up, run the test suite (tiny profile, strict build, headless Chromium)"
 	@echo "make paper-session CHAPTER=... DATA=/path/to/mnist MINUTES=150 [DEVICE=cuda] [OUT=dir]"
-	@echo "            a budgeted share of a paper-profile run; copies models and logs to OUT if given"
+	@echo "            a budgeted share of a paper-profile run; packs models and logs into OUT if given"
+	@echo "make device-bundle DATA=/path/to/mnist   (here) wheels and MNIST for a lent GPU machine, in .device/"
+	@echo "make device-session CHAPTER=... MINUTES=8 OUT=\$$OUT   (there) paper-session on its GPU, offline"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,9 +54,10 @@ clean:
 	rm -rf _build book/chapters/*.ipynb book/figures/*/
 
 # A budgeted share of a long paper-profile run (README: "A long run, a work session at a time").
-# It stops cleanly after about MINUTES (exit 3 = not complete yet, which is not an error here),
-# leaves data/models/<chapter>/paper and data/results/<chapter>/paper ready to commit and, with
-# OUT set (a lent GPU machine's output folder), copies them there to bring them back.
+# It stops cleanly after about MINUTES (exit 3 = not complete yet, which is not an error here) and
+# leaves data/models/<chapter>/paper and data/results/<chapter>/paper ready to commit. With OUT set
+# (a lent GPU machine's output folder) it also packs them into one file, OUT/paper-<chapter>.tar.gz,
+# to bring back and unpack in the repository's root (`tar xzf paper-<chapter>.tar.gz`).
 CHAPTER ?= certifying-in-practice
 MINUTES ?= 150
 DEVICE  ?= auto
@@ -64,6 +67,37 @@ paper-session: setup
 	@test -n "$(DATA)" || { echo "set DATA=/path/to/mnist (the folder with the four IDX files)"; exit 2; }
 	$(PY) -m georobust.book run --profile paper --chapter $(CHAPTER) -p data_root $(DATA) -p device $(DEVICE) \
 	    --budget-minutes $(MINUTES) || test $$? -eq 3
-	@if [ -n "$(OUT)" ]; then mkdir -p $(OUT) && for d in models results; do \
-	    if [ -d data/$$d/$(CHAPTER)/paper ]; then mkdir -p $(OUT)/$$d/$(CHAPTER) && \
-	    cp -r data/$$d/$(CHAPTER)/paper $(OUT)/$$d/$(CHAPTER)/; fi; done; echo "copied to $(OUT)"; fi
+	@if [ -n "$(OUT)" ]; then mkdir -p $(OUT) && \
+	    tar czf $(OUT)/paper-$(CHAPTER).tar.gz $$(for d in models results; do \
+	      [ -d data/$$d/$(CHAPTER)/paper ] && echo data/$$d/$(CHAPTER)/paper; done) && \
+	    echo "packed into $(OUT)/paper-$(CHAPTER).tar.gz: unpack it in the repository's root"; fi
+
+# A lent GPU machine has python3 with torch, numpy, scipy, matplotlib and sympy, but no network and
+# none of the packages that execute a chapter (papermill, jupytext, ipykernel). Before the session,
+# on a machine with the package registry, `make device-bundle DATA=/path/to/mnist` fills .device/
+# (git-ignored, about 30 MB): those packages as wheels for the GPU machine's Python (DEVICE_PY,
+# default 3.12, x86-64 Linux) and a copy of MNIST. On the GPU machine, with .device carried along,
+#   make device-session CHAPTER=training-for-large-radii MINUTES=8 OUT=$OUT
+# installs them offline into a virtual environment over that machine's own packages (its torch is
+# kept), puts src/ on the path, and runs paper-session on the GPU from .device/mnist. The executed
+# notebook is not needed there: the page is rendered here from the logs it brings back.
+DEVICE_PY     ?= 3.12
+DEVICE_PYTHON ?= python3
+DEVICE_VENV   ?= /tmp/georobust-venv
+DEVICE_PKGS   := "papermill==2.7.0" "jupytext==1.19.6" "ipykernel>=6"
+device-bundle:
+	@test -n "$(DATA)" || { echo "set DATA=/path/to/mnist (the folder with the four IDX files)"; exit 2; }
+	mkdir -p .device/wheels .device/mnist
+	$(PYTHON) -m pip download --quiet --only-binary=:all: --python-version $(DEVICE_PY) \
+	    --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 \
+	    --dest .device/wheels $(DEVICE_PKGS) "aiohttp>=3.9"  # papermill needs aiohttp on Python 3.12 (a marker pip download misses)
+	cp $(DATA)/*-ubyte* .device/mnist/
+	@du -sh .device
+
+device-session:
+	@test -d .device/wheels || { echo "no .device/wheels: run make device-bundle first, and carry .device"; exit 2; }
+	$(DEVICE_PYTHON) -m venv --system-site-packages $(DEVICE_VENV)
+	$(DEVICE_VENV)/bin/python -m pip install --quiet --no-index --find-links .device/wheels $(DEVICE_PKGS)
+	touch $(DEVICE_VENV)/.installed
+	PYTHONPATH=$(CURDIR)/src $(MAKE) paper-session VENV=$(DEVICE_VENV) DATA=.device/mnist DEVICE=$(if $(filter auto,$(DEVICE)),cuda,$(DEVICE)) \
+	    CHAPTER=$(CHAPTER) MINUTES=$(MINUTES) OUT=$(OUT)
