@@ -117,3 +117,30 @@ def test_radii_at_the_cap_are_recognized_at_the_logs_precision(tmp_path):
         assert not within_cap(log["radius"] + 1e-4 * sigma, cap)
         missed += int(not np.all(log["radius"] >= cap - 1e-6))
     assert missed > 0  # the fixed tolerance would have missed these
+
+
+def test_several_alphas_from_one_pass_write_the_lines_of_separate_runs(tmp_path):
+    """certify_dataset_alphas gives each alpha the log certify_dataset writes with that alpha (times
+    aside), resumes a log that is behind the others, and refuses two alphas sharing one file."""
+    from georobust.smoothing import certify_dataset, certify_dataset_alphas
+
+    xs = torch.tensor([[0.4, 0.0], [-2.0, 0.0], [0.05, 0.0], [3.0, 1.0], [-0.3, 2.0], [0.2, 0.0]])
+    ys = torch.tensor([1, 0, 1, 1, 0, 1])
+    alphas = (0.1, 0.001, 1e-6)
+    args = dict(n0=20, n=300, batch_size=200, progress=False)
+    single = {a: certify_dataset(_smooth(), xs, ys, tmp_path / f"single-{a:g}.tsv", alpha=a,
+                                 generator=torch.Generator().manual_seed(8), **args) for a in alphas}
+    paths = {a: tmp_path / f"multi-{a:g}.tsv" for a in alphas}
+    certify_dataset(_smooth(), xs[:2], ys[:2], paths[0.001], alpha=0.001,  # one log already begun
+                    generator=torch.Generator().manual_seed(8), **args)
+    multi = certify_dataset_alphas(_smooth(), xs, ys, paths, generator=torch.Generator().manual_seed(8), **args)
+    for a in alphas:
+        for key in ("idx", "label", "predict", "radius", "correct"):
+            assert multi[a][key].tolist() == single[a][key].tolist(), (a, key)
+    radii = np.array([single[a]["radius"] for a in alphas])
+    assert np.all(np.diff(radii, axis=0) <= 0) and np.any(np.diff(radii, axis=0) < 0)  # smaller alpha, smaller radius
+    with pytest.raises(ValueError, match="its own log file"):
+        certify_dataset_alphas(_smooth(), xs, ys, {0.1: tmp_path / "x.tsv", 0.01: tmp_path / "x.tsv"},
+                               generator=torch.Generator().manual_seed(8), **args)
+    with pytest.raises(ValueError, match="alpha"):
+        certify_dataset_alphas(_smooth(), xs, ys, {1.5: tmp_path / "y.tsv"}, **args)

@@ -24,7 +24,7 @@ from .anisotropic import AnisotropicSmooth, proxy_radius, radius_l2, region_cont
 from .attack import pgd_on_smoothed, smooth_pgd_l2, smoothed_nll
 from .median import MedianSmooth
 from .logs import (LOG_COLUMNS, PREDICT_COLUMNS, abstention_rate, as_logged, at_cap, within_cap, attack_targets, average_certified_radius,
-                   certified_accuracy, certify_dataset, is_complete, predict_dataset, read_log,
+                   certified_accuracy, certify_dataset, certify_dataset_alphas, is_complete, predict_dataset, read_log,
                    read_predict_log, require_log)
 from .plots import plot_certified_accuracy, plot_matrix, plot_radius_vs_n
 from . import semantic
@@ -36,7 +36,7 @@ from .training import consistency_objective, gaussian_objective, macer_objective
 __all__ = ["adaptive", "anisotropic", "data_dependent", "AnisotropicSmooth", "proxy_radius", "radius_l2", "region_contains",
            "attack", "logs", "plots", "smooth", "training", "pgd_on_smoothed", "smooth_pgd_l2", "smoothed_nll",
            "LOG_COLUMNS", "PREDICT_COLUMNS", "abstention_rate", "as_logged", "at_cap", "within_cap", "attack_targets", "average_certified_radius",
-           "certified_accuracy", "certify_dataset", "is_complete", "predict_dataset", "read_log",
+           "certified_accuracy", "certify_dataset", "certify_dataset_alphas", "is_complete", "predict_dataset", "read_log",
            "read_predict_log", "require_log", "plot_certified_accuracy", "plot_matrix", "plot_radius_vs_n",
            "ABSTAIN", "Smooth", "certify_from_counts", "certify_topk_from_counts", "predict_from_counts",
            "topk_radius", "consistency_objective", "gaussian_objective", "macer_objective", "noise_objective",

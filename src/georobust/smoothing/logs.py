@@ -2,7 +2,8 @@
 the numbers read from them.
 
 * :func:`certify_dataset` — CERTIFY (Cohen et al. 2019) on every image, logged as
-  ``idx label predict radius correct time`` (tab-separated); :func:`read_log`.
+  ``idx label predict radius correct time`` (tab-separated); :func:`read_log`;
+  :func:`certify_dataset_alphas` — the same at several alphas from one sampling pass.
 * :func:`predict_dataset` — PREDICT on every image, logged as ``idx label predict correct time``;
   :func:`read_predict_log`.
 * :func:`require_log`, :func:`is_complete` — a log that must hold every example (to redraw a
@@ -27,7 +28,7 @@ import numpy as np
 import torch
 
 from ..core import budget
-from .smooth import ABSTAIN, Smooth, _child_seeds, _model_device
+from .smooth import ABSTAIN, Smooth, _child_seeds, _model_device, certify_from_counts
 
 LOG_COLUMNS = ("idx", "label", "predict", "radius", "correct", "time")
 RADIUS_FORMAT = ".6g"  # radii are logged to 6 significant digits
@@ -90,34 +91,60 @@ def certify_dataset(smooth: Smooth, images: torch.Tensor, labels, log_path, n0: 
     (first draw of ``generator``, idx)). ``time`` is the wall-clock seconds per example. Images
     are moved to the base classifier's device. Returns :func:`read_log` of the finished log.
     """
+    smooth._check_sampling(n0, n, alpha, batch_size)
+    return _certify_logs(smooth, images, labels, {alpha: log_path}, n0, n, batch_size, generator, progress)[alpha]
+
+
+def certify_dataset_alphas(smooth: Smooth, images: torch.Tensor, labels, log_paths: dict, n0: int, n: int,
+                           batch_size: int, generator=None, progress: bool = True) -> dict[float, dict]:
+    """:func:`certify_dataset` at several failure probabilities from one sampling pass:
+    ``log_paths`` maps each alpha to its log. Every log gets exactly the lines that
+    ``certify_dataset(..., log_paths[alpha], n0, n, alpha, batch_size, generator)`` with a generator
+    seeded the same way would write (the same noise, so the same counts; only the Clopper–Pearson
+    bound differs), except the ``time`` column, which is the sampling time shared by all of them.
+    Resumes each log where it stopped. Returns alpha -> :func:`read_log` of its finished log."""
+    if not log_paths:
+        raise ValueError("log_paths must map at least one alpha to a log path")
+    for alpha in log_paths:
+        smooth._check_sampling(n0, n, alpha, batch_size)
+    if len({Path(p).resolve() for p in log_paths.values()}) != len(log_paths):
+        raise ValueError("log_paths must give every alpha its own log file")
+    return _certify_logs(smooth, images, labels, dict(log_paths), n0, n, batch_size, generator, progress)
+
+
+def _certify_logs(smooth, images, labels, log_paths, n0, n, batch_size, generator, progress):
     if len(images) != len(labels):
         raise ValueError(f"images and labels differ in length: {len(images)} != {len(labels)}")
-    n0, n, alpha, batch_size = smooth._check_sampling(n0, n, alpha, batch_size)
     labels = torch.as_tensor(labels).cpu().tolist()
-    path = Path(log_path)
-    done = _prepare_log(path)
+    paths = {alpha: Path(p) for alpha, p in log_paths.items()}
+    done = {alpha: _prepare_log(path) for alpha, path in paths.items()}
     base = _child_seeds(generator, 1)[0]
-    todo = [i for i in range(len(labels)) if i not in done]
+    todo = [i for i in range(len(labels)) if any(i not in d for d in done.values())]
     device = _model_device(smooth.base_classifier) or images.device
     group = max(1, 8 * batch_size // (n0 + n))
     from tqdm.auto import tqdm
+    import contextlib
 
-    with open(path, "a") as fh, tqdm(total=len(labels), initial=len(labels) - len(todo), disable=not progress,
-                                     desc="certify") as bar:
+    with contextlib.ExitStack() as stack, tqdm(total=len(labels), initial=len(labels) - len(todo),
+                                                disable=not progress, desc="certify") as bar:
+        handles = {alpha: stack.enter_context(open(path, "a")) for alpha, path in paths.items()}
         for s in range(0, len(todo), group):
             idx = todo[s:s + group]
             t0 = time.perf_counter()
             xs = smooth._as_batch(images[idx].to(device), single=False)
-            pred, rad = smooth._certify_seeded(xs, [_example_seed(base, i) for i in idx], n0, n, alpha, batch_size)
+            counts = smooth.sample_counts(xs, [_example_seed(base, i) for i in idx], n0, n, batch_size)
             seconds = (time.perf_counter() - t0) / len(idx)
-            fh.write("".join(_format_row(i, labels[i], int(p), float(r), int(int(p) == labels[i]), seconds)
-                             for i, p, r in zip(idx, pred.tolist(), rad.tolist())))
-            fh.flush()
-            os.fsync(fh.fileno())
+            for alpha, fh in handles.items():
+                pred, rad = certify_from_counts(counts[:, 0], counts[:, 1], alpha, smooth.sigma, smooth.noise)
+                fh.write("".join(_format_row(i, labels[i], int(p), float(r), int(int(p) == labels[i]), seconds)
+                                 for i, p, r in zip(idx, pred.tolist(), rad.tolist()) if i not in done[alpha]))
+                fh.flush()
+                os.fsync(fh.fileno())
             bar.update(len(idx))
             if s + group < len(todo):
-                budget.check(f"{len(labels) - len(todo) + s + len(idx)} of {len(labels)} examples of {path}")
-    return read_log(path)
+                budget.check(f"{len(labels) - len(todo) + s + len(idx)} of {len(labels)} examples of "
+                             + ", ".join(str(p) for p in paths.values()))
+    return {alpha: read_log(path) for alpha, path in paths.items()}
 
 
 # --------------------------------------------------------------------------- PREDICT over a data set
