@@ -442,7 +442,7 @@ def test_certify_dataset_resumes_after_an_interruption(tmp_path):
     certify_dataset(Smooth(mlp, 3, SIGMA), images, labels, full, generator=torch.Generator().manual_seed(14), **args)
 
     sm = Smooth(mlp, 3, SIGMA)
-    original, calls = sm._certify_seeded, []
+    original, calls = sm.sample_counts, []  # one sampling pass per group of examples
 
     def interrupted(xs, *a):
         calls.append(len(xs))
@@ -450,7 +450,7 @@ def test_certify_dataset_resumes_after_an_interruption(tmp_path):
             raise KeyboardInterrupt
         return original(xs, *a)
 
-    sm._certify_seeded = interrupted
+    sm.sample_counts = interrupted
     part = tmp_path / "part.tsv"
     with pytest.raises(KeyboardInterrupt):
         certify_dataset(sm, images, labels, part, generator=torch.Generator().manual_seed(14), **args)
@@ -458,7 +458,7 @@ def test_certify_dataset_resumes_after_an_interruption(tmp_path):
     assert 0 < done < 12
     with open(part, "a") as fh:
         fh.write("11\t2\t")  # a torn line, as a crash in the middle of a write leaves
-    sm._certify_seeded, calls[:] = lambda xs, *a: (calls.append(len(xs)), original(xs, *a))[1], []
+    sm.sample_counts, calls[:] = lambda xs, *a: (calls.append(len(xs)), original(xs, *a))[1], []
     log = certify_dataset(sm, images, labels, part, generator=torch.Generator().manual_seed(14), **args)
     assert sum(calls) == 12 - done  # the finished examples were skipped
     assert _strip_time(part) == _strip_time(full)
