@@ -134,9 +134,8 @@ def mark_complete(name: str, overrides: dict) -> Path | None:
     that the logs are complete (``complete.json``: commit, device, UTC time); returns its path, or
     None for a run that rendered from logs, a run with overrides (its logs are not the profile's
     own), or a chapter that writes no logs."""
-    import json
-
     from .chapter import Chapter, git_commit
+    from .runs import _write_json
 
     ch = Chapter(name, "paper", overrides)
     folder = ch.log_path("")
@@ -145,9 +144,7 @@ def mark_complete(name: str, overrides: dict) -> Path | None:
     record = {"chapter": name, "profile": "paper", "commit": git_commit(), "device": str(ch.device),
               "completed": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     path = folder / COMPLETE_FILE
-    tmp = folder / f".{COMPLETE_FILE}.tmp"
-    tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    _write_json(path, record)  # atomic, like the run records
     return path
 
 

@@ -20,6 +20,7 @@ by raising :class:`~georobust.core.budget.BudgetExhausted`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -123,7 +124,6 @@ def _certify_logs(smooth, images, labels, log_paths, n0, n, batch_size, generato
     device = _model_device(smooth.base_classifier) or images.device
     group = max(1, 8 * batch_size // (n0 + n))
     from tqdm.auto import tqdm
-    import contextlib
 
     with contextlib.ExitStack() as stack, tqdm(total=len(labels), initial=len(labels) - len(todo),
                                                 disable=not progress, desc="certify") as bar:
